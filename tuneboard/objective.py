@@ -1,0 +1,59 @@
+"""The objective API: what a trial's code (the built-in trainer or a custom objective) sees.
+
+Objectives are plain functions ``def objective(ctx: TrialContext) -> float | dict[str, float]``
+registered under the entry-point group ``tuneboard.objectives``. Nothing here knows of Celery,
+Optuna or torch: the worker passes in a ``reporter`` that stores metrics and asks the pruner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["Objective", "ObjectiveResult", "Reporter", "TrialContext", "TrialPruned"]
+
+ObjectiveResult = float | dict[str, float]
+
+
+class TrialPruned(Exception):
+    """Raised by ``TrialContext.report`` when the study's pruner stops the trial."""
+
+
+class Reporter(Protocol):
+    def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Store ``metrics`` for ``step``; raise ``TrialPruned`` when the trial should stop."""
+
+
+@dataclass
+class TrialContext:
+    """Everything a trial needs to run, with the same API for built-in and custom objectives.
+
+    ``params`` are the sampled search-space values merged with the study's ``fixed`` values.
+    ``config`` is the study spec's objective section plus the trainer options (early_stopping,
+    callbacks, lr_scaling...), as plain JSON-able data.
+    """
+
+    params: dict[str, Any]
+    device: str = "cpu"
+    checkpoint_dir: Path = field(default_factory=lambda: Path(".tuneboard/checkpoints/local"))
+    config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    trial_number: int = 0
+    reporter: Reporter | None = None
+    stop_requested: Callable[[], bool] | None = None
+    resume_from: Path | None = None
+
+    def report(self, step: int, **metrics: float) -> None:
+        """Record the metrics of one step (epoch); raises TrialPruned if the pruner says so."""
+        if self.reporter is not None:
+            self.reporter(step, metrics)
+
+    def should_stop(self) -> bool:
+        """True once the study was cancelled or its time budget ran out: stop after this step."""
+        return self.stop_requested() if self.stop_requested is not None else False
+
+
+class Objective(Protocol):
+    def __call__(self, ctx: TrialContext) -> ObjectiveResult: ...
