@@ -41,3 +41,32 @@ def reported_metric_names(task: str) -> frozenset[str]:
     for m in ms:
         base |= {f"train_{m}", f"val_{m}"}
     return frozenset(base)
+
+# Hyperparameters the built-in trainer reads from ``params`` (search space or ``fixed``), with
+# the defaults it uses when a study leaves them out. A built-in study naming any other parameter
+# is rejected, so a typo ("learning_rate") cannot be silently ignored.
+TRAINER_PARAM_DEFAULTS: dict[str, object] = {
+    "lr": 1e-3,
+    "optimizer": "adam",
+    "momentum": 0.9,          # momentum / nesterov / rmsprop
+    "beta1": 0.9,             # adam / adamw
+    "beta2": 0.999,
+    "eps": 1e-8,
+    "rho": 0.9,               # adadelta
+    "alpha": 0.99,            # rmsprop smoothing
+    "weight_decay": 0.0,
+    "batch_size": 64,
+    "hidden": 128,            # width of each hidden layer (mlp) / of the dense head (cnn)
+    "layers": 2,              # number of hidden layers (mlp)
+    "channels": 16,           # first conv width (cnn); doubled in the second block
+    "dropout": 0.0,
+    "norm": "none",           # none | batch | layer
+    "activation": "relu",     # relu | gelu | tanh | silu
+    "label_smoothing": 0.0,
+    "mixup_alpha": 0.0,       # > 0 turns mixup on (image-shaped data)
+    "cutmix_alpha": 0.0,      # > 0 turns cutmix on (image-shaped data)
+    "step_size": 10,          # step schedule: epochs between decays
+    "gamma": 0.1,             # step schedule: decay factor
+}
+NORMS: tuple[str, ...] = ("none", "batch", "layer")
+ACTIVATIONS: tuple[str, ...] = ("relu", "gelu", "tanh", "silu")
