@@ -1,0 +1,22 @@
+from tuneboard.db.base import Base, utcnow
+from tuneboard.db.engine import (
+    create_db_engine,
+    dispose_engines,
+    get_engine,
+    get_session_factory,
+    is_sqlite,
+    normalize_url,
+    session_scope,
+)
+
+__all__ = [
+    "Base",
+    "create_db_engine",
+    "dispose_engines",
+    "get_engine",
+    "get_session_factory",
+    "is_sqlite",
+    "normalize_url",
+    "session_scope",
+    "utcnow",
+]

@@ -1,0 +1,31 @@
+"""The append-only audit log: every change to standards, studies and keys is recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tuneboard.db.models import AuditEntry
+
+
+def record(
+    session: Session,
+    *,
+    team_id: int | None,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: object,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEntry(
+            team_id=team_id,
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            details=details or {},
+        )
+    )

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tuneboard.db.models import ApiKey, Team
+
+
+def get_team_by_name(session: Session, name: str) -> Team | None:
+    return session.scalar(select(Team).where(Team.name == name))
+
+
+def get_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+
+def get_key(session: Session, team_id: int, key_id: int) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.team_id == team_id, ApiKey.id == key_id))
+
+
+def list_keys(session: Session, team_id: int) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).where(ApiKey.team_id == team_id).order_by(ApiKey.id)))
