@@ -30,6 +30,9 @@ from tuneboard.db.base import Base, utcnow
 ROLES = ("viewer", "member", "maintainer", "admin")
 STUDY_STATES = ("queued", "running", "completed", "cancelled", "failed")
 TRIAL_STATES = ("waiting", "running", "complete", "pruned", "fail")
+# Why a trial exists: drawn by the sampler within the budget, enqueued by a person, a retry of
+# a trial whose worker was lost, or a re-run with another seed for a stability criterion.
+TRIAL_ORIGINS = ("sampler", "manual", "retry", "stability", "optuna")
 FINISHED_TRIAL_STATES = ("complete", "pruned", "fail")
 STANDARD_STATUSES = ("active", "deprecated")
 
@@ -137,6 +140,7 @@ class Trial(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "number"),
         CheckConstraint(_in("state", TRIAL_STATES), name="state"),
+        CheckConstraint(_in("origin", TRIAL_ORIGINS), name="origin"),
         Index(None, "study_id", "state", "value"),
         Index(None, "state", "heartbeat_at"),
         {"sqlite_autoincrement": True},
@@ -157,6 +161,8 @@ class Trial(Base):
     datetime_start: Mapped[datetime | None] = mapped_column(DateTime)
     datetime_complete: Mapped[datetime | None] = mapped_column(DateTime)
 
+    origin: Mapped[str] = mapped_column(String(20), default="optuna")
+    seed: Mapped[int | None] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     retry_of: Mapped[int | None] = mapped_column(Integer)
     worker: Mapped[str | None] = mapped_column(String(255))
