@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class TuneboardError(Exception):
     status_code: int = 400
@@ -19,6 +21,22 @@ class TuneboardError(Exception):
 class InvalidInput(TuneboardError):
     status_code = 422
     code = "invalid"
+
+    @classmethod
+    def from_validation_error(
+        cls, exc: ValidationError, prefix: tuple[str | int, ...] = ()
+    ) -> InvalidInput:
+        """One 422 naming every bad field (dotted path) and why, from pydantic's errors."""
+        details = [
+            {
+                "field": ".".join(str(p) for p in (*prefix, *err["loc"])) or "body",
+                "reason": err["msg"].removeprefix("Value error, "),
+            }
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        first = details[0] if details else {"field": "body", "reason": "invalid"}
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        return cls(f"{first['field']}: {first['reason']}{more}", details)
 
 
 class NotFound(TuneboardError):

@@ -1,0 +1,254 @@
+"""Every query on studies and trials. Services call these; routes and tasks never query."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from tuneboard.db.engine import is_sqlite
+from tuneboard.db.models import FINISHED_TRIAL_STATES, Study, Trial, TrialMetric
+
+
+def _lockable(session: Session, stmt: Select[Any]) -> Select[Any]:
+    # SQLite transactions already hold the write lock (BEGIN IMMEDIATE); PostgreSQL needs a row lock.
+    return stmt if is_sqlite(str(session.get_bind().url)) else stmt.with_for_update()
+
+
+def get_study(session: Session, team_id: int | None, study_id: int) -> Study | None:
+    stmt = select(Study).where(Study.id == study_id)
+    if team_id is not None:
+        stmt = stmt.where(Study.team_id == team_id)
+    return session.scalar(stmt)
+
+
+def lock_study(session: Session, study_id: int) -> Study | None:
+    return session.scalar(
+        _lockable(session, select(Study).where(Study.id == study_id)).execution_options(
+            populate_existing=True
+        )
+    )
+
+
+def get_by_idempotency_key(session: Session, team_id: int, key: str) -> Study | None:
+    return session.scalar(
+        select(Study).where(Study.team_id == team_id, Study.idempotency_key == key)
+    )
+
+
+def list_studies(
+    session: Session,
+    team_id: int,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    state: str | None = None,
+    name: str | None = None,
+    standard_version_ids: Sequence[int] | None = None,
+) -> list[Study]:
+    """Newest first; ``before_id`` is the cursor."""
+    stmt = select(Study).where(Study.team_id == team_id)
+    if before_id is not None:
+        stmt = stmt.where(Study.id < before_id)
+    if state is not None:
+        stmt = stmt.where(Study.state == state)
+    if name is not None:
+        stmt = stmt.where(Study.name == name)
+    if standard_version_ids is not None:
+        stmt = stmt.where(Study.standard_version_id.in_(standard_version_ids))
+    return list(session.scalars(stmt.order_by(Study.id.desc()).limit(limit)))
+
+
+def trial_state_counts(session: Session, study_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Trial.state, func.count()).where(Trial.study_id == study_id).group_by(Trial.state)
+    )
+    return {state: count for state, count in rows}
+
+
+def trial_state_counts_many(session: Session, study_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = {sid: {} for sid in study_ids}
+    if not study_ids:
+        return out
+    rows = session.execute(
+        select(Trial.study_id, Trial.state, func.count())
+        .where(Trial.study_id.in_(study_ids))
+        .group_by(Trial.study_id, Trial.state)
+    )
+    for study_id, state, count in rows:
+        out[study_id][state] = count
+    return out
+
+
+def budget_counts(session: Session, study_id: int) -> dict[str, int]:
+    """What the dispatcher needs: active trials, sampler trials created, failures (a failed
+    trial that was retried is not counted: its retry is)."""
+    retry = aliased(Trial)
+    retried = (
+        select(retry.id)
+        .where(retry.study_id == Trial.study_id, retry.retry_of == Trial.number)
+        .exists()
+    )
+    row = session.execute(
+        select(
+            func.count().filter(Trial.state.in_(("waiting", "running"))),
+            func.count().filter(Trial.origin == "sampler"),
+            func.count().filter(Trial.state == "fail", ~retried),
+            func.count().filter(Trial.state.in_(FINISHED_TRIAL_STATES)),
+        ).where(Trial.study_id == study_id)
+    ).one()
+    return {"active": row[0], "sampler_created": row[1], "failed": row[2], "finished": row[3]}
+
+
+def allocate_trial_numbers(session: Session, study_id: int, count: int) -> int:
+    """Reserve ``count`` consecutive trial numbers atomically; returns the first."""
+    new_next = session.execute(
+        update(Study)
+        .where(Study.id == study_id)
+        .values(next_trial_number=Study.next_trial_number + count)
+        .returning(Study.next_trial_number)
+    ).scalar_one()
+    return int(new_next) - count
+
+
+def get_trial(session: Session, study_id: int, number: int) -> Trial | None:
+    return session.scalar(select(Trial).where(Trial.study_id == study_id, Trial.number == number))
+
+
+def get_trial_by_id(session: Session, trial_id: int) -> Trial | None:
+    return session.get(Trial, trial_id)
+
+
+def list_trials(
+    session: Session,
+    study_id: int,
+    *,
+    limit: int,
+    after_number: int | None = None,
+    state: str | None = None,
+) -> list[Trial]:
+    stmt = select(Trial).where(Trial.study_id == study_id)
+    if after_number is not None:
+        stmt = stmt.where(Trial.number > after_number)
+    if state is not None:
+        stmt = stmt.where(Trial.state == state)
+    return list(session.scalars(stmt.order_by(Trial.number).limit(limit)))
+
+
+def claim_trial(
+    session: Session, trial_id: int, *, worker: str, device: str, now: datetime
+) -> bool:
+    """WAITING -> RUNNING, once: a duplicate or late delivery finds nothing to claim."""
+    result = session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.state == "waiting")
+        .values(state="running", worker=worker, device=device, heartbeat_at=now,
+                datetime_start=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def touch_heartbeat(session: Session, trial_id: int, now: datetime) -> None:
+    session.execute(
+        update(Trial).where(Trial.id == trial_id, Trial.state == "running").values(heartbeat_at=now)
+    )
+
+
+def stale_running_trials(session: Session, older_than: datetime, limit: int = 100) -> list[Trial]:
+    return list(
+        session.scalars(
+            select(Trial)
+            .where(Trial.state == "running", Trial.heartbeat_at < older_than)
+            .order_by(Trial.heartbeat_at)
+            .limit(limit)
+        )
+    )
+
+
+def undelivered_waiting_trials(
+    session: Session, dispatched_before: datetime, limit: int = 500
+) -> list[tuple[int, Any]]:
+    """Waiting trials whose message may be lost: (trial id, study spec)."""
+    rows = session.execute(
+        select(Trial.id, Study.spec)
+        .join(Study, Study.id == Trial.study_id)
+        .where(
+            Trial.state == "waiting",
+            Study.state.in_(("queued", "running")),
+            Trial.dispatched_at < dispatched_before,
+        )
+        .order_by(Trial.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def mark_dispatched(session: Session, trial_ids: Sequence[int], now: datetime) -> None:
+    if trial_ids:
+        session.execute(update(Trial).where(Trial.id.in_(trial_ids)).values(dispatched_at=now))
+
+
+def studies_to_settle(session: Session, limit: int = 200) -> list[int]:
+    """Running or queued studies with no active trial: the dispatcher may owe them work."""
+    active = (
+        select(Trial.id)
+        .where(Trial.study_id == Study.id, Trial.state.in_(("waiting", "running")))
+        .exists()
+    )
+    return list(
+        session.scalars(
+            select(Study.id)
+            .where(Study.state.in_(("queued", "running")), Study.spec.is_not(None), ~active)
+            .limit(limit)
+        )
+    )
+
+
+def fail_waiting_trials(session: Session, study_id: int, reason: str, now: datetime) -> int:
+    result = session.execute(
+        update(Trial)
+        .where(Trial.study_id == study_id, Trial.state == "waiting")
+        .values(state="fail", error=reason, datetime_complete=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def study_state(session: Session, study_id: int) -> str | None:
+    return session.scalar(select(Study.state).where(Study.id == study_id))
+
+
+def insert_metrics(session: Session, trial_id: int, step: int, metrics: dict[str, float]) -> None:
+    if metrics:
+        session.execute(
+            TrialMetric.__table__.insert(),
+            [{"trial_id": trial_id, "step": step, "name": k, "value": v} for k, v in metrics.items()],
+        )
+
+
+def trial_metrics(session: Session, trial_id: int) -> list[tuple[int, str, float | None]]:
+    rows = session.execute(
+        select(TrialMetric.step, TrialMetric.name, TrialMetric.value)
+        .where(TrialMetric.trial_id == trial_id)
+        .order_by(TrialMetric.step, TrialMetric.name)
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def best_trials(
+    session: Session,
+    study_id: int,
+    *,
+    maximize: bool,
+    limit: int,
+    accepted_only: bool = False,
+) -> list[Trial]:
+    conds = [Trial.study_id == study_id, Trial.state == "complete", Trial.value.is_not(None)]
+    if accepted_only:
+        conds.append(Trial.accepted.is_(True))
+    order = Trial.value.desc() if maximize else Trial.value.asc()
+    return list(
+        session.scalars(select(Trial).where(and_(*conds)).order_by(order, Trial.number).limit(limit))
+    )
