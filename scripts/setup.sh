@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh machine: a virtualenv in .venv with Tuneboard and its dev tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# The CPU build of torch first: installing the project before it would pull several GB of CUDA
+# wheels. On a GPU host, install the CUDA build of the same version instead.
+.venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+.venv/bin/python -m pip install -q -e ".[dev]" -e tests/fixtures/objective_pkg
