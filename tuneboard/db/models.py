@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -35,6 +36,11 @@ TRIAL_STATES = ("waiting", "running", "complete", "pruned", "fail")
 TRIAL_ORIGINS = ("sampler", "manual", "retry", "stability", "optuna")
 FINISHED_TRIAL_STATES = ("complete", "pruned", "fail")
 STANDARD_STATUSES = ("active", "deprecated")
+
+
+# Optuna's own data (attributes, params, values) must round-trip exactly, as in Optuna's
+# RDBStorage: JSONB would reorder params and print 1e308 as an integer, so it is plain JSON.
+OptunaJSON = JSON()
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -123,8 +129,8 @@ class Study(Base):
     override_reason: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
-    user_attrs: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    system_attrs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    user_attrs: Mapped[dict[str, Any]] = mapped_column(OptunaJSON, default=dict)
+    system_attrs: Mapped[dict[str, Any]] = mapped_column(OptunaJSON, default=dict)
     next_trial_number: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(200))
@@ -152,12 +158,12 @@ class Trial(Base):
     state: Mapped[str] = mapped_column(String(20))
     # First objective value as a sortable column (NULL for NaN); ``values`` holds them all.
     value: Mapped[float | None] = mapped_column(Float)
-    values: Mapped[list[Any] | None]
-    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    distributions: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    intermediate_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    user_attrs: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    system_attrs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    values: Mapped[list[Any] | None] = mapped_column(OptunaJSON)
+    params: Mapped[dict[str, Any]] = mapped_column(OptunaJSON, default=dict)
+    distributions: Mapped[dict[str, Any]] = mapped_column(OptunaJSON, default=dict)
+    intermediate_values: Mapped[dict[str, Any]] = mapped_column(OptunaJSON, default=dict)
+    user_attrs: Mapped[dict[str, Any]] = mapped_column(OptunaJSON, default=dict)
+    system_attrs: Mapped[dict[str, Any]] = mapped_column(OptunaJSON, default=dict)
     datetime_start: Mapped[datetime | None] = mapped_column(DateTime)
     datetime_complete: Mapped[datetime | None] = mapped_column(DateTime)
 
