@@ -1,0 +1,455 @@
+"""Use cases on standards. Services flush and never commit; the request or task commits.
+
+Role checks (maintainer to publish, deprecate and promote) belong to the API; these functions
+only scope every read to the caller's team, so another team's standard is NotFound.
+
+Decisions:
+- ``"name"`` resolves to the latest active version; ``"name@N"`` to version N even when it is
+  deprecated (a pinned study stays reproducible), and the check report says so in ``warnings``.
+- A violating spec is admissible when it carries ``override: {reason}`` (non-blank); the report
+  keeps ``ok: false`` and the violations, and ``override`` holds the reason to record.
+- Promotion builds on the standard's newest version (not the study's pinned one), so it never
+  quietly reverts later edits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.distributions import json_to_distribution
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tuneboard import audit
+from tuneboard.db.models import Standard, StandardVersion, Study, Trial
+from tuneboard.errors import Conflict, InvalidInput, NotFound, StandardViolation
+from tuneboard.standards import repository
+from tuneboard.standards.acceptance import evaluate
+from tuneboard.standards.defaults import apply_defaults
+from tuneboard.standards.diff import diff_documents
+from tuneboard.standards.rules import check_spec, scale_warnings
+from tuneboard.standards.schemas import (
+    CheckReport,
+    StandardDiff,
+    StandardDocument,
+    Verdict,
+    document_of,
+    version_ref,
+)
+from tuneboard.teams.service import Principal
+
+PUBLISH_ROLE = "maintainer"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+REF_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9_.-]{1,200}?)(?:@(?P<version>[0-9]{1,9}))?$")
+
+
+@dataclass(frozen=True)
+class AppliedStandard:
+    """A spec admitted under a standard: the version to pin, the spec with the standard's
+    defaults merged in, and the check report (its ``override`` is what to record)."""
+
+    version: StandardVersion
+    spec: dict[str, Any]
+    report: CheckReport
+
+
+def create_standard(
+    session: Session, principal: Principal, document: StandardDocument, changelog: str = ""
+) -> StandardVersion:
+    """A new standard at version 1. Conflict when the team already has one by that name."""
+    exists = Conflict(f"standard {document.name!r} already exists; publish a new version")
+    if repository.get_standard(session, principal.team_id, document.name) is not None:
+        raise exists
+    try:
+        with session.begin_nested():
+            standard = repository.add_standard(session, principal.team_id, document.name)
+    except IntegrityError:
+        raise exists from None
+    version = _add_version(session, principal, standard, 1, document, changelog or "created")
+    _audit(session, principal, "standard.create", version, {"changes": "created"})
+    return version
+
+
+def publish_version(
+    session: Session,
+    principal: Principal,
+    name: str,
+    document: StandardDocument,
+    changelog: str = "",
+) -> StandardVersion:
+    """The next version of an existing standard; earlier versions are left as they are."""
+    version, changes = _publish(session, principal, name, document, changelog)
+    _audit(session, principal, "standard.publish", version, {"changes": changes.summary()})
+    return version
+
+
+def deprecate_version(
+    session: Session, principal: Principal, name: str, version: int
+) -> StandardVersion:
+    row = get_version(session, principal.team_id, name, version)
+    if row.status != "deprecated":
+        row.status = "deprecated"
+        session.flush()
+        _audit(session, principal, "standard.deprecate", row, {"status": "deprecated"})
+    return row
+
+
+def get_standard(session: Session, team_id: int, name: str) -> StandardVersion:
+    """The standard's newest version, whatever its status."""
+    standard = _standard(session, team_id, name)
+    latest = repository.latest_version(session, standard.id)
+    if latest is None:
+        raise NotFound(f"standard {name!r} not found")
+    return latest
+
+
+def list_standards(
+    session: Session, team_id: int, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> tuple[list[StandardVersion], str | None]:
+    """The newest version of each standard, ordered by creation; ``next_cursor`` is opaque."""
+    limit = _limit(limit)
+    rows = repository.list_latest_versions(
+        session, team_id, limit=limit + 1, after_standard_id=_cursor(cursor)
+    )
+    next_cursor = str(rows[limit - 1].standard_id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def list_versions(
+    session: Session,
+    team_id: int,
+    name: str,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> tuple[list[StandardVersion], str | None]:
+    """Versions oldest first."""
+    standard = _standard(session, team_id, name)
+    limit = _limit(limit)
+    rows = repository.list_versions(
+        session, standard.id, limit=limit + 1, after_version=_cursor(cursor)
+    )
+    next_cursor = str(rows[limit - 1].version) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def get_version(session: Session, team_id: int, name: str, version: int) -> StandardVersion:
+    standard = _standard(session, team_id, name)
+    row = repository.get_version(session, standard.id, version)
+    if row is None:
+        raise NotFound(f"standard {name!r} has no version {version}")
+    return row
+
+
+def resolve(session: Session, team_id: int, ref: str) -> StandardVersion:
+    """``"name"``: the latest active version; ``"name@N"``: version N, deprecated or not."""
+    match = REF_PATTERN.match(ref.strip()) if isinstance(ref, str) else None
+    if match is None:
+        raise InvalidInput(
+            f"standard reference {ref!r} must be 'name' or 'name@N'", {"field": "standard"}
+        )
+    name, number = match["name"], match["version"]
+    if number is not None:
+        return get_version(session, team_id, name, int(number))
+    standard = _standard(session, team_id, name)
+    latest = repository.latest_version(session, standard.id, active_only=True)
+    if latest is None:
+        raise NotFound(f"standard {name!r} has no active version; pin one as {name}@N")
+    return latest
+
+
+def check(session: Session, team_id: int, ref: str, spec: Mapping[str, Any]) -> CheckReport:
+    """What submitting ``spec`` under the standard ``ref`` would meet; creates nothing."""
+    return _check(resolve(session, team_id, ref), spec)[1]
+
+
+def admit(session: Session, team_id: int, spec: Mapping[str, Any]) -> AppliedStandard | None:
+    """For study submission: None when the spec names no standard; otherwise the pinned version
+    and the spec with defaults merged. Raises StandardViolation (422, the report as details)
+    when the spec breaks a rule without an override, and InvalidInput when the standard named
+    does not exist for the team."""
+    ref = spec.get("standard")
+    if ref is None:
+        return None
+    try:
+        version = resolve(session, team_id, ref)
+    except NotFound as exc:
+        raise InvalidInput(exc.message, {"field": "standard"}) from None
+    merged, report = _check(version, spec)
+    if not report.admissible:
+        reasons = "; ".join(v.reason for v in report.violations[:5])
+        raise StandardViolation(
+            f"spec breaks standard {report.standard}: {reasons}. "
+            "Fix it or add override: {reason: ...}",
+            report.model_dump(mode="json"),
+        )
+    return AppliedStandard(version=version, spec=merged, report=report)
+
+
+def diff(session: Session, team_id: int, name: str, from_v: int, to_v: int) -> StandardDiff:
+    a = get_version(session, team_id, name, from_v)
+    b = get_version(session, team_id, name, to_v)
+    return diff_documents(document_of(a), document_of(b), from_version=from_v, to_version=to_v)
+
+
+def judge(
+    study: Study,
+    trial: Trial,
+    metrics: Mapping[str, object],
+    stability: Mapping[str, Any] | None = None,
+) -> Verdict | None:
+    """The verdict for a finished trial of a study pinned to a standard; None without one.
+    Only complete trials can be accepted; others keep the evidence and are rejected."""
+    if study.standard_version is None:
+        return None
+    pinned = study.standard_version
+    verdict = evaluate(
+        document_of(pinned).acceptance, metrics, stability, standard=version_ref(pinned)
+    )
+    if trial.state != "complete":
+        verdict.accepted = False
+        verdict.pending = False
+        verdict.note = f"trial is {trial.state}; only complete trials are accepted"
+    return verdict
+
+
+def record_verdict(trial: Trial, verdict: Verdict | None) -> None:
+    """Store a verdict on the trial: ``accepted`` is NULL while the verdict is pending."""
+    if verdict is None:
+        trial.verdict, trial.accepted = None, None
+        return
+    trial.verdict = verdict.model_dump(mode="json")
+    trial.accepted = None if verdict.pending else verdict.accepted
+
+
+def promote(
+    session: Session, principal: Principal, study: Study, trial: Trial
+) -> StandardVersion:
+    """A new version of the study's standard whose rule defaults and ``defaults.fixed`` carry the
+    trial's parameters (and the study's fixed values). Values a rule does not admit (a study run
+    under an override) are left out and listed in the audit entry."""
+    if study.team_id != principal.team_id:
+        raise NotFound(f"study {study.id} not found")
+    if trial.study_id != study.id:
+        raise NotFound(f"trial {trial.number} not found in study {study.id}")
+    if study.standard_version is None:
+        raise Conflict(f"study {study.id} names no standard to promote into")
+    if trial.state != "complete" or trial.accepted is not True:
+        raise Conflict(f"trial {trial.number} is not a complete, accepted trial")
+    name = study.standard_version.standard.name
+    head = repository.latest_version(session, study.standard_version.standard_id)
+    assert head is not None
+    base = document_of(head)
+    params = {**_mapping((study.spec or {}).get("fixed")), **external_params(trial)}
+    document, skipped = _with_defaults(base, params)
+    if document == base:
+        raise Conflict(f"{version_ref(head)} already carries trial {trial.number}'s parameters")
+    value = f" (value {trial.value:g})" if trial.value is not None else ""
+    changelog = f"promoted from study {study.id} trial {trial.number}{value}"
+    version, changes = _publish(session, principal, name, document, changelog)
+    _audit(
+        session,
+        principal,
+        "standard.promote",
+        version,
+        {
+            "changes": changes.summary(),
+            "study_id": study.id,
+            "trial_number": trial.number,
+            "value": trial.value,
+            "params": {k: v for k, v in params.items() if k not in skipped},
+            "skipped": skipped,
+        },
+    )
+    return version
+
+
+def promote_best(session: Session, principal: Principal, study_id: int) -> StandardVersion:
+    """``promote`` applied to the study's best complete, accepted trial."""
+    study = repository.get_study(session, principal.team_id, study_id)
+    if study is None:
+        raise NotFound(f"study {study_id} not found")
+    directions = list(study.directions or [])
+    if len(directions) != 1:
+        raise InvalidInput(
+            f"study {study_id} has {len(directions)} objectives; promotion needs exactly one"
+        )
+    trial = repository.best_accepted_trial(session, study.id, maximize=_maximize(directions[0]))
+    if trial is None:
+        raise Conflict(f"study {study_id} has no accepted trial to promote")
+    return promote(session, principal, study, trial)
+
+
+def external_params(trial: Trial) -> dict[str, Any]:
+    """The trial's params as the objective saw them. Rows keep Optuna's internal representation
+    (a categorical's index) beside each distribution's JSON; a value without a readable
+    distribution is taken as it is."""
+    out: dict[str, Any] = {}
+    for name, value in (trial.params or {}).items():
+        raw = (trial.distributions or {}).get(name)
+        try:
+            distribution = json_to_distribution(raw if isinstance(raw, str) else json.dumps(raw))
+            out[name] = distribution.to_external_repr(float(value))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            out[name] = value
+    return out
+
+
+def _with_defaults(
+    base: StandardDocument, params: Mapping[str, Any]
+) -> tuple[StandardDocument, list[str]]:
+    data = base.model_dump(mode="json")
+    fixed = dict(data["defaults"].get("fixed") or {})
+    skipped: list[str] = []
+    for param, value in params.items():
+        rule = base.rule(param)
+        if rule is not None and not rule.admits(value):
+            skipped.append(param)
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            skipped.append(param)
+            continue
+        fixed[param] = value
+    for rule_data in data["rules"]:
+        if rule_data["param"] in fixed:
+            rule_data["default"] = fixed[rule_data["param"]]
+    data["defaults"]["fixed"] = fixed or None
+    return StandardDocument.model_validate(data), skipped
+
+
+def _publish(
+    session: Session,
+    principal: Principal,
+    name: str,
+    document: StandardDocument,
+    changelog: str,
+) -> tuple[StandardVersion, StandardDiff]:
+    if document.name != name:
+        raise InvalidInput(
+            f"document name {document.name!r} does not match standard {name!r}", {"field": "name"}
+        )
+    standard = repository.get_standard(session, principal.team_id, name, lock=True)
+    if standard is None:
+        raise NotFound(f"standard {name!r} not found")
+    number = repository.max_version(session, standard.id)
+    previous = repository.get_version(session, standard.id, number)
+    assert previous is not None
+    version = _add_version(session, principal, standard, number + 1, document, changelog)
+    changes = diff_documents(
+        document_of(previous), document, from_version=number, to_version=number + 1
+    )
+    return version, changes
+
+
+def _add_version(
+    session: Session,
+    principal: Principal,
+    standard: Standard,
+    number: int,
+    document: StandardDocument,
+    changelog: str,
+) -> StandardVersion:
+    try:
+        with session.begin_nested():
+            return repository.add_version(
+                session,
+                standard,
+                version=number,
+                document=document.model_dump(mode="json"),
+                author=principal.actor,
+                changelog=changelog.strip()[:2000],
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"version {number} of {standard.name!r} was published concurrently; retry"
+        ) from None
+
+
+def _check(version: StandardVersion, spec: Mapping[str, Any]) -> tuple[dict[str, Any], CheckReport]:
+    doc = document_of(version)
+    merged, applied = apply_defaults(spec, doc)
+    violations = check_spec(merged, doc)
+    warnings = scale_warnings(merged, doc)
+    if version.status == "deprecated":
+        warnings.insert(0, f"{version_ref(version)} is deprecated")
+    override = _override_reason(spec)
+    report = CheckReport.model_validate(
+        {
+            "ok": not violations,
+            "admissible": not violations or override is not None,
+            "standard": version_ref(version),
+            "status": version.status,
+            "violations": violations,
+            "warnings": warnings,
+            "defaults_applied": applied,
+            "override": override,
+        }
+    )
+    return merged, report
+
+
+def _override_reason(spec: Mapping[str, Any]) -> str | None:
+    override = spec.get("override")
+    if isinstance(override, Mapping):
+        reason = override.get("reason")
+        if isinstance(reason, str) and reason.strip():
+            return reason.strip()
+    return None
+
+
+def _standard(session: Session, team_id: int, name: str) -> Standard:
+    standard = repository.get_standard(session, team_id, name)
+    if standard is None:
+        raise NotFound(f"standard {name!r} not found")
+    return standard
+
+
+def _audit(
+    session: Session,
+    principal: Principal,
+    action: str,
+    version: StandardVersion,
+    details: dict[str, Any],
+) -> None:
+    audit.record(
+        session,
+        team_id=principal.team_id,
+        actor=principal.actor,
+        action=action,
+        object_type="standard",
+        object_id=version_ref(version),
+        details={
+            "name": version.standard.name,
+            "version": version.version,
+            "changelog": version.changelog,
+            **details,
+        },
+    )
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(int(limit), MAX_LIMIT))
+
+
+def _cursor(cursor: str | None) -> int | None:
+    if cursor is None or cursor == "":
+        return None
+    if not cursor.isdigit():
+        raise InvalidInput(f"invalid cursor {cursor!r}", {"field": "cursor"})
+    return int(cursor)
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _maximize(direction: object) -> bool:
+    if isinstance(direction, str):
+        return direction.strip().lower() in ("maximize", "max", "studydirection.maximize")
+    return direction == 2
