@@ -14,22 +14,20 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from optuna.distributions import json_to_distribution
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tuneboard import audit
 from tuneboard.db.models import Standard, StandardVersion, Study, Trial
 from tuneboard.errors import Conflict, InvalidInput, NotFound, StandardViolation
+from tuneboard.optimization.params import external_params
 from tuneboard.standards import repository
-from tuneboard.standards.acceptance import evaluate
 from tuneboard.standards.defaults import apply_defaults
 from tuneboard.standards.diff import diff_documents
 from tuneboard.standards.rules import check_spec, scale_warnings
@@ -37,7 +35,6 @@ from tuneboard.standards.schemas import (
     CheckReport,
     StandardDiff,
     StandardDocument,
-    Verdict,
     document_of,
     version_ref,
 )
@@ -198,36 +195,6 @@ def diff(session: Session, team_id: int, name: str, from_v: int, to_v: int) -> S
     return diff_documents(document_of(a), document_of(b), from_version=from_v, to_version=to_v)
 
 
-def judge(
-    study: Study,
-    trial: Trial,
-    metrics: Mapping[str, object],
-    stability: Mapping[str, Any] | None = None,
-) -> Verdict | None:
-    """The verdict for a finished trial of a study pinned to a standard; None without one.
-    Only complete trials can be accepted; others keep the evidence and are rejected."""
-    if study.standard_version is None:
-        return None
-    pinned = study.standard_version
-    verdict = evaluate(
-        document_of(pinned).acceptance, metrics, stability, standard=version_ref(pinned)
-    )
-    if trial.state != "complete":
-        verdict.accepted = False
-        verdict.pending = False
-        verdict.note = f"trial is {trial.state}; only complete trials are accepted"
-    return verdict
-
-
-def record_verdict(trial: Trial, verdict: Verdict | None) -> None:
-    """Store a verdict on the trial: ``accepted`` is NULL while the verdict is pending."""
-    if verdict is None:
-        trial.verdict, trial.accepted = None, None
-        return
-    trial.verdict = verdict.model_dump(mode="json")
-    trial.accepted = None if verdict.pending else verdict.accepted
-
-
 def promote(
     session: Session, principal: Principal, study: Study, trial: Trial
 ) -> StandardVersion:
@@ -246,7 +213,10 @@ def promote(
     head = repository.latest_version(session, study.standard_version.standard_id)
     assert head is not None
     base = document_of(head)
-    params = {**_mapping((study.spec or {}).get("fixed")), **external_params(trial)}
+    params = {
+        **_mapping((study.spec or {}).get("fixed")),
+        **external_params(trial.params or {}, trial.distributions or {}),
+    }
     document, skipped = _with_defaults(base, params)
     if document == base:
         raise Conflict(f"{version_ref(head)} already carries trial {trial.number}'s parameters")
@@ -284,21 +254,6 @@ def promote_best(session: Session, principal: Principal, study_id: int) -> Stand
     if trial is None:
         raise Conflict(f"study {study_id} has no accepted trial to promote")
     return promote(session, principal, study, trial)
-
-
-def external_params(trial: Trial) -> dict[str, Any]:
-    """The trial's params as the objective saw them. Rows keep Optuna's internal representation
-    (a categorical's index) beside each distribution's JSON; a value without a readable
-    distribution is taken as it is."""
-    out: dict[str, Any] = {}
-    for name, value in (trial.params or {}).items():
-        raw = (trial.distributions or {}).get(name)
-        try:
-            distribution = json_to_distribution(raw if isinstance(raw, str) else json.dumps(raw))
-            out[name] = distribution.to_external_repr(float(value))
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-            out[name] = value
-    return out
 
 
 def _with_defaults(
