@@ -6,16 +6,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import Select, and_, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
-from tuneboard.db.engine import is_sqlite
-from tuneboard.db.models import FINISHED_TRIAL_STATES, Study, Trial, TrialMetric
+from tuneboard.db.models import (
+    FINISHED_TRIAL_STATES,
+    Standard,
+    StandardVersion,
+    Study,
+    Trial,
+    TrialMetric,
+)
 
 
 def _lockable(session: Session, stmt: Select[Any]) -> Select[Any]:
-    # SQLite transactions already hold the write lock (BEGIN IMMEDIATE); PostgreSQL needs a row lock.
-    return stmt if is_sqlite(str(session.get_bind().url)) else stmt.with_for_update()
+    # SQLite transactions hold the write lock already (BEGIN IMMEDIATE); PostgreSQL locks the row.
+    return stmt if session.get_bind().dialect.name == "sqlite" else stmt.with_for_update()
 
 
 def get_study(session: Session, team_id: int | None, study_id: int) -> Study | None:
@@ -69,7 +75,9 @@ def trial_state_counts(session: Session, study_id: int) -> dict[str, int]:
     return {state: count for state, count in rows}
 
 
-def trial_state_counts_many(session: Session, study_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+def trial_state_counts_many(
+    session: Session, study_ids: Sequence[int]
+) -> dict[int, dict[str, int]]:
     out: dict[int, dict[str, int]] = {sid: {} for sid in study_ids}
     if not study_ids:
         return out
@@ -223,8 +231,9 @@ def study_state(session: Session, study_id: int) -> str | None:
 def insert_metrics(session: Session, trial_id: int, step: int, metrics: dict[str, float]) -> None:
     if metrics:
         session.execute(
-            TrialMetric.__table__.insert(),
-            [{"trial_id": trial_id, "step": step, "name": k, "value": v} for k, v in metrics.items()],
+            insert(TrialMetric),
+            [{"trial_id": trial_id, "step": step, "name": k, "value": v}
+             for k, v in metrics.items()],
         )
 
 
@@ -249,6 +258,131 @@ def best_trials(
     if accepted_only:
         conds.append(Trial.accepted.is_(True))
     order = Trial.value.desc() if maximize else Trial.value.asc()
-    return list(
-        session.scalars(select(Trial).where(and_(*conds)).order_by(order, Trial.number).limit(limit))
+    stmt = select(Trial).where(and_(*conds)).order_by(order, Trial.number).limit(limit)
+    return list(session.scalars(stmt))
+
+
+# --- reads for the API ----------------------------------------------------------------------------
+
+
+def standard_version_ids(
+    session: Session, team_id: int, name: str, version: int | None = None
+) -> list[int]:
+    """Ids of the team's standard ``name`` versions (one version when given)."""
+    stmt = (
+        select(StandardVersion.id)
+        .join(Standard, Standard.id == StandardVersion.standard_id)
+        .where(Standard.team_id == team_id, Standard.name == name)
     )
+    if version is not None:
+        stmt = stmt.where(StandardVersion.version == version)
+    return list(session.scalars(stmt))
+
+
+def trial_metrics_page(
+    session: Session, trial_id: int, *, limit: int, after_step: int | None = None
+) -> list[tuple[int, str, float | None]]:
+    """Every metric of up to ``limit`` steps after ``after_step``, by step then name."""
+    steps = select(TrialMetric.step).where(TrialMetric.trial_id == trial_id)
+    if after_step is not None:
+        steps = steps.where(TrialMetric.step > after_step)
+    wanted = list(session.scalars(steps.distinct().order_by(TrialMetric.step).limit(limit)))
+    if not wanted:
+        return []
+    rows = session.execute(
+        select(TrialMetric.step, TrialMetric.name, TrialMetric.value)
+        .where(TrialMetric.trial_id == trial_id, TrialMetric.step.between(wanted[0], wanted[-1]))
+        .order_by(TrialMetric.step, TrialMetric.name)
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def trial_counts_by_state(session: Session) -> dict[str, int]:
+    """Trials per state across the whole store (the Prometheus gauge)."""
+    rows = session.execute(select(Trial.state, func.count()).group_by(Trial.state))
+    return {state: count for state, count in rows}
+
+
+# --- workers: claim, progress, the reaper ---------------------------------------------------------
+
+
+def start_study(session: Session, study_id: int, now: datetime) -> None:
+    """queued -> running when its first trial starts."""
+    session.execute(
+        update(Study)
+        .where(Study.id == study_id, Study.state == "queued")
+        .values(state="running", started_at=func.coalesce(Study.started_at, now))
+    )
+
+
+def set_checkpoint_path(session: Session, trial_id: int, path: str) -> None:
+    session.execute(update(Trial).where(Trial.id == trial_id).values(checkpoint_path=path))
+
+
+def record_report(
+    session: Session,
+    trial_id: int,
+    step: int,
+    metrics: dict[str, float],
+    now: datetime,
+    *,
+    replace: bool = False,
+) -> None:
+    """One step's metrics, the epochs run and a heartbeat; ``replace`` overwrites a step already
+    stored (a resumed retry repeating the epoch its predecessor reported but did not save)."""
+    if replace and metrics:
+        session.execute(
+            delete(TrialMetric).where(
+                TrialMetric.trial_id == trial_id,
+                TrialMetric.step == step,
+                TrialMetric.name.in_(list(metrics)),
+            )
+        )
+    insert_metrics(session, trial_id, step, metrics)
+    session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.state == "running")
+        .values(epochs_run=step, heartbeat_at=now)
+    )
+
+
+def copy_metrics(session: Session, from_trial_id: int, to_trial_id: int, before_step: int) -> int:
+    """Copy the steps before ``before_step`` of one trial to another (a retry that resumed);
+    returns the number of rows copied."""
+    source = select(
+        literal(to_trial_id), TrialMetric.step, TrialMetric.name, TrialMetric.value
+    ).where(TrialMetric.trial_id == from_trial_id, TrialMetric.step < before_step)
+    result = session.execute(
+        insert(TrialMetric).from_select(["trial_id", "step", "name", "value"], source)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def trial_progress(session: Session, trial_id: int) -> tuple[str, str, datetime | None] | None:
+    """(trial state, study state, study started_at): what a running trial polls to stop."""
+    row = session.execute(
+        select(Trial.state, Study.state, Study.started_at)
+        .join(Study, Study.id == Trial.study_id)
+        .where(Trial.id == trial_id)
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def record_trial_error(session: Session, trial_id: int, error: str) -> None:
+    """The error text of a trial about to fail; a trial already finished keeps its own."""
+    session.execute(
+        update(Trial).where(Trial.id == trial_id, Trial.state == "running").values(error=error)
+    )
+
+
+def fail_stale_trial(
+    session: Session, trial_id: int, *, stale_before: datetime, reason: str, now: datetime
+) -> bool:
+    """RUNNING -> FAIL if its heartbeat is still older than ``stale_before``: of several reapers
+    (or a heartbeat arriving late) exactly one outcome wins."""
+    result = session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.state == "running", Trial.heartbeat_at < stale_before)
+        .values(state="fail", error=reason, datetime_complete=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -70,8 +70,7 @@ def judge(session: Session, trial: Trial, final_metrics: Mapping[str, float]) ->
         candidate = repo.get_trial(session, study.id, int(trial.system_attrs[STABILITY_OF_ATTR]))
         return _settle_candidate(session, study, doc, candidate) if candidate else None
     if trial.state != "complete":
-        trial.accepted = False
-        trial.verdict = _not_complete(trial, study.standard_version)
+        _store(trial, _not_complete(trial, study.standard_version))
         return None
     verdict = evaluate(doc.acceptance, trial.system_attrs[FINAL_METRICS_ATTR],
                        standard=version_ref(study.standard_version))
@@ -81,9 +80,9 @@ def judge(session: Session, trial: Trial, final_metrics: Mapping[str, float]) ->
     return verdict
 
 
-def _not_complete(trial: Trial, version: StandardVersion) -> dict[str, Any]:
-    return {"accepted": False, "pending": False, "standard": version_ref(version),
-            "criteria": [], "detail": f"trial ended {trial.state}; only complete trials qualify"}
+def _not_complete(trial: Trial, version: StandardVersion) -> Verdict:
+    return Verdict(accepted=False, pending=False, standard=version_ref(version),
+                   note=f"trial ended {trial.state}; only complete trials qualify")
 
 
 def _store(trial: Trial, verdict: Verdict) -> None:
