@@ -6,6 +6,8 @@ trainer in ``workers/training`` implements exactly these (a test checks they agr
 
 from __future__ import annotations
 
+from typing import Literal, NamedTuple
+
 BUNDLED_DATASETS: dict[str, str] = {
     "digits": "classification",  # 8x8 images, 10 classes
     "wine": "classification",
@@ -70,3 +72,78 @@ TRAINER_PARAM_DEFAULTS: dict[str, object] = {
 }
 NORMS: tuple[str, ...] = ("none", "batch", "layer")
 ACTIVATIONS: tuple[str, ...] = ("relu", "gelu", "tanh", "silu")
+
+# Trainer parameters that take one of a fixed set of names.
+PARAM_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS,
+    "norm": NORMS,
+    "activation": ACTIVATIONS,
+}
+# Trainer parameters that must be whole numbers; every other parameter without choices is a float.
+INTEGER_PARAMS: frozenset[str] = frozenset(
+    {"batch_size", "hidden", "layers", "channels", "step_size"}
+)
+
+
+class Bounds(NamedTuple):
+    """The valid values of a numeric trainer parameter; ``None`` is unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def contains(self, value: float) -> bool:
+        above_low = (
+            self.low is None or value > self.low or (value == self.low and self.low_inclusive)
+        )
+        below_high = (
+            self.high is None or value < self.high or (value == self.high and self.high_inclusive)
+        )
+        return above_low and below_high
+
+    def describe(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'at least' if self.low_inclusive else 'greater than'} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'at most' if self.high_inclusive else 'less than'} {self.high:g}")
+        return " and ".join(parts)
+
+
+PARAM_BOUNDS: dict[str, Bounds] = {
+    "lr": Bounds(0.0, low_inclusive=False),
+    "momentum": Bounds(0.0, 1.0, high_inclusive=False),
+    "beta1": Bounds(0.0, 1.0, high_inclusive=False),
+    "beta2": Bounds(0.0, 1.0, high_inclusive=False),
+    "eps": Bounds(0.0, low_inclusive=False),
+    "rho": Bounds(0.0, 1.0, high_inclusive=False),
+    "alpha": Bounds(0.0, 1.0, high_inclusive=False),
+    "weight_decay": Bounds(0.0),
+    "batch_size": Bounds(1),
+    "hidden": Bounds(1),
+    "layers": Bounds(0),
+    "channels": Bounds(1),
+    "dropout": Bounds(0.0, 1.0, high_inclusive=False),
+    "label_smoothing": Bounds(0.0, 1.0, high_inclusive=False),
+    "mixup_alpha": Bounds(0.0),
+    "cutmix_alpha": Bounds(0.0),
+    "step_size": Bounds(1),
+    "gamma": Bounds(0.0, 1.0, low_inclusive=False),
+}
+
+_LOWER_IS_BETTER = ("loss", "mse", "mae", "generalization_gap", "epoch_time_s")
+_HIGHER_IS_BETTER = (*CLASSIFICATION_METRICS, "r2")
+
+
+def better_direction(metric: str) -> Literal["minimize", "maximize"] | None:
+    """Which way a reported metric improves (``mode: auto``); None when it has no better side."""
+    base = metric.removesuffix("_std")
+    if metric != base:
+        return "minimize"
+    name = base.removeprefix("train_").removeprefix("val_")
+    if name in _LOWER_IS_BETTER:
+        return "minimize"
+    if name in _HIGHER_IS_BETTER:
+        return "maximize"
+    return None
