@@ -11,7 +11,9 @@ os.environ.setdefault("TUNEBOARD_ENVIRONMENT", "test")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def migrated_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def migrated_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A database URL per backend (SQLite file, PostgreSQL database), at the head migration."""
     url = create_database(request.param, tmp_path_factory.mktemp(request.param))
     yield url

@@ -16,7 +16,9 @@ from tuneboard.db.migrate import upgrade
 POSTGRES_ADMIN_URL = os.environ.get(
     "TUNEBOARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-BACKENDS = [b for b in os.environ.get("TUNEBOARD_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+BACKENDS = [
+    b for b in os.environ.get("TUNEBOARD_TEST_BACKENDS", "sqlite,postgresql").split(",") if b
+]
 
 
 def _admin_engine() -> sa.Engine:

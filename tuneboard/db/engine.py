@@ -100,7 +100,7 @@ def session_scope(url: str) -> Iterator[Session]:
 
 
 def dispose_engines() -> None:
-    """Drop pooled connections, e.g. in a forked worker process (connections don't survive a fork)."""
+    """Drop pooled connections, e.g. in a forked worker (connections don't survive a fork)."""
     with _lock:
         for engine in _engines.values():
             engine.dispose(close=False)
