@@ -197,13 +197,14 @@ class ModelCheckpoint(Callback):
         return self.directory / "best.pt"
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
-        improved = self.tracker.update(epoch, logs)
-        if not (self.keep & {"latest"} or ("best" in self.keep and improved)):
+        save_best = self.tracker.update(epoch, logs) and "best" in self.keep
+        save_latest = "latest" in self.keep
+        if not (save_best or save_latest):
             return
         state = self.loop.state_dict()
-        if "best" in self.keep and improved:
+        if save_best:
             save_checkpoint(state, self.best_path)
-        if "latest" in self.keep:
+        if save_latest:
             save_checkpoint(state, self.latest_path)
 
     def state_dict(self) -> dict[str, Any]:

@@ -178,16 +178,15 @@ class EarlyStoppingSpec:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> EarlyStoppingSpec:
+        """``restore_best`` (the study spec's name) or ``restore_best_weights`` (Keras's)."""
         w = "early_stopping"
+        restore = raw.get("restore_best", raw.get("restore_best_weights", True))
         return cls(
             monitor=_string(raw.get("monitor", cls.monitor), f"{w}.monitor"),
             mode=_string(raw.get("mode", cls.mode), f"{w}.mode"),
             patience=_integer(raw.get("patience", cls.patience), f"{w}.patience"),
             min_delta=_number(raw.get("min_delta", cls.min_delta), f"{w}.min_delta"),
-            restore_best_weights=_boolean(
-                raw.get("restore_best_weights", cls.restore_best_weights),
-                f"{w}.restore_best_weights",
-            ),
+            restore_best_weights=_boolean(restore, f"{w}.restore_best"),
         )
 
 

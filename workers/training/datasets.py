@@ -255,6 +255,11 @@ def load_dataset(
             raise TrainingConfigError(
                 f"objective.dataset_options: only {', '.join(sorted(_GENERATED))} take options"
             )
+        not_scalar = sorted(k for k, v in options.items() if not isinstance(v, int | float))
+        if not_scalar:
+            raise TrainingConfigError(
+                f"objective.dataset_options: {', '.join(not_scalar)} must be numbers"
+            )
         unknown = sorted(set(options) - SYNTHETIC_OPTIONS)
         if unknown:
             raise TrainingConfigError(

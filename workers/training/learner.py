@@ -153,14 +153,15 @@ class SupervisedLearner:
                 break  # batch norm cannot train on a single sample
             x, y = x_all[index], y_all[index]
             self.optimizer.zero_grad(set_to_none=True)
+            smoothing = self.label_smoothing
             if self.mix is not None:
                 x, partner, lam = self.mix(x, y)
                 out = self.model(x)
-                loss = lam * self._loss(out, y, self.label_smoothing) + (1.0 - lam) * self._loss(
-                    out, partner, self.label_smoothing
+                loss = lam * self._loss(out, y, smoothing) + (1 - lam) * self._loss(
+                    out, partner, smoothing
                 )
             else:
-                loss = self._loss(self.model(x), y, self.label_smoothing)
+                loss = self._loss(self.model(x), y, smoothing)
             loss.backward()
             self.optimizer.step()
 

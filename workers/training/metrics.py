@@ -52,8 +52,8 @@ def f1_macro(y: NDArray[np.int64], proba: NDArray[np.float32]) -> float:
     return float(f1[present].mean())
 
 
-def _binary_auc(positive: NDArray[np.bool_], score: NDArray[np.float64]) -> float:
-    ranks = rankdata(score)
+def _auc_from_ranks(positive: NDArray[np.bool_], ranks: NDArray[np.float64]) -> float:
+    """Mann-Whitney U over the positives' ranks (ties averaged): the exact ROC AUC."""
     n_pos = int(positive.sum())
     n_neg = positive.size - n_pos
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
@@ -73,9 +73,10 @@ def roc_auc(y: NDArray[np.int64], proba: NDArray[np.float32]) -> float:
         positive = y == 1
         if positive.all() or not positive.any():
             return 0.5
-        return _binary_auc(positive, scores[:, 1])
+        return _auc_from_ranks(positive, rankdata(scores[:, 1]))
+    ranks = rankdata(scores, axis=0)
     aucs = [
-        _binary_auc(y == c, scores[:, c])
+        _auc_from_ranks(y == c, ranks[:, c])
         for c in range(scores.shape[1])
         if 0 < int((y == c).sum()) < y.size
     ]

@@ -101,6 +101,18 @@ def test_early_stopping_stops_on_a_plateau(make_ctx: ContextFactory) -> None:
     assert result["val_loss"] == recorded(ctx).steps[0][1]["val_loss"]
 
 
+def test_early_stopping_without_restore_returns_the_last_epoch(make_ctx: ContextFactory) -> None:
+    ctx = make_ctx(
+        {"max_epochs": 20},
+        {"lr": 1e-9, "optimizer": "sgd"},
+        early_stopping={"monitor": "val_loss", "mode": "auto", "patience": 1, "min_delta": 1e-3,
+                        "restore_best": False},
+    )
+    result = train(ctx)
+    assert result["epochs_run"] == 2.0 and result["best_epoch"] == 1.0
+    assert result["val_loss"] == recorded(ctx).steps[-1][1]["val_loss"]
+
+
 def test_nan_loss_fails_with_its_reason(make_ctx: ContextFactory) -> None:
     ctx = make_ctx({"max_epochs": 5}, {"lr": 1e6, "optimizer": "sgd"},
                    callbacks={"terminate_on_nan": True})
@@ -217,7 +229,8 @@ def test_a_validated_spec_dump_with_unset_fields(make_ctx: ContextFactory) -> No
         {"builtin": "classifier", "entrypoint": None, "dataset_options": None, "task": None,
          "metric": "val_accuracy", "direction": "maximize", "lr_scaling": None,
          "validation": {"fraction": None, "stratify": True, "seed": 0, "k_folds": 2}},
-        early_stopping=None,
+        early_stopping={"monitor": "val_accuracy", "mode": "auto", "patience": 5,
+                        "min_delta": 0.0, "restore_best": True},
         callbacks={
             "terminate_on_nan": True,
             "checkpoint": None,
