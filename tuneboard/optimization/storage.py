@@ -1,0 +1,735 @@
+"""Optuna's storage over Tuneboard's own tables (``studies``, ``trials``).
+
+Optuna's samplers, pruners, ``fail_stale_trials``, importance evaluators and visualisations
+run on our data through :class:`SqlStorage`. A trial is one row: params, distributions,
+values and intermediate values are JSON on it, so a whole study is one indexed read, never a
+read of per-value rows (``trial_metrics`` is for curves and is not touched here).
+
+Finished trials never change, so each process keeps them in a cache shared by every
+``SqlStorage`` of a database and reads only what changed since: trials with a higher id
+than any it has seen, and those it saw unfinished. That relies on two invariants of the store:
+
+- ids are never reused (``sqlite_autoincrement``, PostgreSQL sequences);
+- within a study, trial ids grow in commit order: every writer bumps
+  ``studies.next_trial_number`` (which locks the study row) before it inserts trials.
+
+Also, nothing may change a finished trial's Optuna fields (state, values, params, attributes,
+intermediate values); our own columns (verdict, epochs_run, ...) are not part of the cache.
+
+Timestamps are naive UTC in the database and naive local time in Optuna's objects (Optuna
+uses ``datetime.now()``). Non-finite floats are stored in JSON as "nan", "inf" and "-inf".
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import functools
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter
+from typing import Any, cast
+
+import optuna
+import sqlalchemy as sa
+from optuna.distributions import (
+    BaseDistribution,
+    check_distribution_compatibility,
+    distribution_to_json,
+    json_to_distribution,
+)
+from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
+from optuna.storages import BaseStorage
+from optuna.storages._base import DEFAULT_STUDY_NAME_PREFIX
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.study import StudyDirection
+from optuna.study._frozen import FrozenStudy
+from optuna.trial import FrozenTrial, TrialState
+
+from tuneboard.db.base import utcnow
+from tuneboard.db.engine import get_engine, normalize_url
+from tuneboard.db.models import Study, Trial
+
+FailedTrialCallback = Callable[["optuna.Study", FrozenTrial], None]
+
+_STUDIES = cast(sa.Table, Study.__table__)
+_TRIALS = cast(sa.Table, Trial.__table__)
+
+
+def _as_text(column: sa.Column[Any]) -> sa.Label[str]:
+    return sa.cast(column, sa.Text).label(column.name)
+
+
+# Everything a FrozenTrial needs, in the order _frozen_trial unpacks it. JSON comes as text:
+# parsing it in one call per row is most of what a cold start costs.
+_TRIAL_COLUMNS = (
+    _TRIALS.c.id,
+    _TRIALS.c.number,
+    _TRIALS.c.state,
+    _as_text(_TRIALS.c["values"]),  # ``.c.values`` is the collection's method
+    _as_text(_TRIALS.c.params),
+    _as_text(_TRIALS.c.distributions),
+    _as_text(_TRIALS.c.intermediate_values),
+    _as_text(_TRIALS.c.user_attrs),
+    _as_text(_TRIALS.c.system_attrs),
+    _TRIALS.c.datetime_start,
+    _TRIALS.c.datetime_complete,
+)
+
+_DB_STATE = {state: state.name.lower() for state in TrialState}
+_OPTUNA_STATE = {name: state for state, name in _DB_STATE.items()}
+_FINISHED_DB_STATES = tuple(_DB_STATE[s] for s in TrialState if s.is_finished())
+_DIRECTION_NAMES = {StudyDirection.MINIMIZE: "minimize", StudyDirection.MAXIMIZE: "maximize"}
+_DIRECTIONS = {name: direction for direction, name in _DIRECTION_NAMES.items()}
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_NUMBER = attrgetter("number")
+
+
+# --- JSON and time conversions -------------------------------------------------------------
+
+
+def _encode(value: Any) -> Any:
+    """A JSON-safe copy: non-finite floats become "nan", "inf", "-inf" (JSON has none)."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str):
+        return _NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {key: _decode(item) for key, item in value.items()} if value else {}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+def _encode_float(value: float) -> float | str:
+    return cast(float | str, _encode(float(value)))
+
+
+def _to_utc(local: datetime | None) -> datetime | None:
+    return None if local is None else local.astimezone(UTC).replace(tzinfo=None)
+
+
+def _to_local(utc: datetime | None) -> datetime | None:
+    return None if utc is None else utc.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
+
+
+def _same(value: datetime | None) -> datetime | None:
+    return value
+
+
+def _local_time_converter() -> Callable[[datetime | None], datetime | None]:
+    # Converting 20k trials' times costs ~0.1 s; servers usually run in UTC, where it's a no-op.
+    return _same if time.timezone == 0 and time.altzone == 0 else _to_local
+
+
+@functools.lru_cache(maxsize=4096)
+def _distribution(text: str) -> BaseDistribution:
+    return json_to_distribution(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _distributions(text: str) -> dict[str, BaseDistribution]:
+    """A trial's distributions column, parsed once: most trials of a study share it."""
+    return {name: _distribution(item) for name, item in json.loads(text).items()}
+
+
+def _frozen_trial(
+    row: Sequence[Any], to_local: Callable[[datetime | None], datetime | None]
+) -> FrozenTrial:
+    (trial_id, number, state, values, params, dists, steps, user_attrs, system_attrs,
+     datetime_start, datetime_complete) = row  # fmt: skip
+    values, params, steps, user_attrs, system_attrs = json.loads(
+        f"[{values or 'null'},{params},{steps},{user_attrs},{system_attrs}]"
+    )
+    distributions = dict(_distributions(dists))
+    return FrozenTrial(
+        number=number,
+        state=_OPTUNA_STATE[state],
+        value=None,
+        values=None if values is None else [float(v) for v in values],
+        datetime_start=to_local(datetime_start),
+        datetime_complete=to_local(datetime_complete),
+        params={name: distributions[name].to_external_repr(float(v)) for name, v in params.items()},
+        distributions=distributions,
+        user_attrs=_decode(user_attrs),
+        system_attrs=_decode(system_attrs),
+        intermediate_values=dict(zip(map(int, steps), map(float, steps.values()), strict=True)),
+        trial_id=trial_id,
+    )
+
+
+def _check_updatable(number: int, db_state: str) -> None:
+    if db_state in _FINISHED_DB_STATES:
+        raise UpdateFinishedTrialError(
+            f"Trial#{number} has already finished and can not be updated."
+        )
+
+
+# --- The process-wide cache ----------------------------------------------------------------
+
+
+@dataclass
+class _StudyCache:
+    """What this process knows of one study."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # The study row's created_at: if it differs, the id was reused by a recreated database.
+    created_at: datetime | None = None
+    directions: list[StudyDirection] | None = None
+    finished: list[FrozenTrial] = field(default_factory=list)  # sorted by number
+    max_id_seen: int = 0
+    unfinished_ids: set[int] = field(default_factory=set)
+    distributions: dict[str, BaseDistribution] = field(default_factory=dict)
+
+    def add_finished(self, trials: list[FrozenTrial]) -> None:
+        if len(trials) > 64:
+            self.finished.extend(trials)
+            self.finished.sort(key=_NUMBER)
+        else:
+            for trial in trials:
+                bisect.insort(self.finished, trial, key=_NUMBER)
+
+
+class _DatabaseCache:
+    """Finished trials of one database, shared by every SqlStorage of the process.
+
+    ``lock`` guards the dictionaries and is never held during a query; a study's own lock is
+    held while its trials are read, so two threads don't read the same rows twice.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.studies: dict[int, _StudyCache] = {}
+        self.finished_trials: dict[int, FrozenTrial] = {}
+
+    def study(self, study_id: int) -> _StudyCache:
+        with self.lock:
+            return self.studies.setdefault(study_id, _StudyCache())
+
+    def forget_study(self, study_id: int) -> None:
+        with self.lock:
+            study = self.studies.pop(study_id, None)
+            for trial in study.finished if study else ():
+                self.finished_trials.pop(trial._trial_id, None)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.studies.clear()
+            self.finished_trials.clear()
+
+
+_caches_lock = threading.Lock()
+_caches: dict[str, _DatabaseCache] = {}
+
+
+def _cache_for(url: str) -> _DatabaseCache:
+    with _caches_lock:
+        return _caches.setdefault(url, _DatabaseCache())
+
+
+# --- The storage ---------------------------------------------------------------------------
+
+
+class SqlStorage(BaseStorage, BaseHeartbeat):
+    """Optuna's ``BaseStorage`` and ``BaseHeartbeat`` over Tuneboard's database at ``url``.
+
+    Optuna's ``study_name`` is ``studies.optuna_name``; studies created through the API work
+    as well as those created here. ``heartbeat_interval``, ``grace_period`` and
+    ``failed_trial_callback`` mean what they mean for Optuna's ``RDBStorage``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        failed_trial_callback: FailedTrialCallback | None = None,
+    ) -> None:
+        if heartbeat_interval is not None and heartbeat_interval <= 0:
+            raise ValueError("The value of `heartbeat_interval` should be a positive integer.")
+        if grace_period is not None and grace_period <= 0:
+            raise ValueError("The value of `grace_period` should be a positive integer.")
+        self.url = normalize_url(url)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.failed_trial_callback = failed_trial_callback
+        self._engine = get_engine(self.url)
+        self._cache = _cache_for(self.url)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_engine"], state["_cache"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._engine = get_engine(self.url)
+        self._cache = _cache_for(self.url)
+
+    @staticmethod
+    def clear_cache() -> None:
+        """Forget every cached trial of every database, as a new process would."""
+        with _caches_lock:
+            for cache in _caches.values():
+                cache.clear()
+
+    # --- Studies ---
+
+    def create_new_study(
+        self, directions: Sequence[StudyDirection], study_name: str | None = None
+    ) -> int:
+        if study_name is None:
+            study_name = f"{DEFAULT_STUDY_NAME_PREFIX}{uuid.uuid4()}"
+        row = {
+            "name": study_name[:255],
+            "optuna_name": study_name,
+            "team_id": None,
+            "state": "running",
+            "directions": [_DIRECTION_NAMES[d] for d in directions],
+        }
+        try:
+            with self._engine.begin() as conn:
+                study_id: int = conn.execute(
+                    sa.insert(_STUDIES).values(row).returning(_STUDIES.c.id)
+                ).scalar_one()
+        except sa.exc.IntegrityError as error:
+            raise DuplicatedStudyError(
+                f"Another study with name '{study_name}' already exists."
+            ) from error
+        return study_id
+
+    def delete_study(self, study_id: int) -> None:
+        with self._engine.begin() as conn:
+            deleted = conn.execute(sa.delete(_STUDIES).where(_STUDIES.c.id == study_id)).rowcount
+        self._cache.forget_study(study_id)
+        if not deleted:
+            raise KeyError(f"No study with study_id {study_id} exists.")
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        self._set_study_json(study_id, _STUDIES.c.user_attrs, key, value)
+
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        self._set_study_json(study_id, _STUDIES.c.system_attrs, key, value)
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        query = sa.select(_STUDIES.c.id).where(_STUDIES.c.optuna_name == study_name)
+        with self._engine.connect() as conn:
+            study_id = conn.execute(query).scalar_one_or_none()
+        if study_id is None:
+            raise KeyError(f"No study with name '{study_name}' exists.")
+        return int(study_id)
+
+    def get_study_name_from_id(self, study_id: int) -> str:
+        return str(self._study_column(study_id, _STUDIES.c.optuna_name))
+
+    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
+        cached = self._cache.studies.get(study_id)
+        if cached is None or cached.directions is None:
+            names = self._study_column(study_id, _STUDIES.c.directions)
+            directions = [_DIRECTIONS[name] for name in names]
+            self._cache.study(study_id).directions = directions
+            return list(directions)
+        return list(cached.directions)
+
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        return cast(dict[str, Any], _decode(self._study_column(study_id, _STUDIES.c.user_attrs)))
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        attrs = self._study_column(study_id, _STUDIES.c.system_attrs)
+        return cast(dict[str, Any], _decode(attrs))
+
+    def get_all_studies(self) -> list[FrozenStudy]:
+        query = sa.select(
+            _STUDIES.c.id,
+            _STUDIES.c.optuna_name,
+            _STUDIES.c.directions,
+            _STUDIES.c.user_attrs,
+            _STUDIES.c.system_attrs,
+        ).order_by(_STUDIES.c.id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            FrozenStudy(
+                study_name=name,
+                direction=None,
+                directions=[_DIRECTIONS[d] for d in directions],
+                user_attrs=_decode(user_attrs),
+                system_attrs=_decode(system_attrs),
+                study_id=study_id,
+            )
+            for study_id, name, directions, user_attrs, system_attrs in rows
+        ]
+
+    def _study_column(self, study_id: int, column: sa.Column[Any]) -> Any:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(column).where(_STUDIES.c.id == study_id)).one_or_none()
+        if row is None:
+            raise KeyError(f"No study with study_id {study_id} exists.")
+        return row[0]
+
+    def _set_study_json(self, study_id: int, column: sa.Column[Any], key: str, value: Any) -> None:
+        where = _STUDIES.c.id == study_id
+        with self._engine.begin() as conn:
+            row = conn.execute(sa.select(column).where(where).with_for_update()).one_or_none()
+            if row is None:
+                raise KeyError(f"No study with study_id {study_id} exists.")
+            attrs = {**row[0], key: _encode(value)}
+            conn.execute(sa.update(_STUDIES).where(where).values({column: attrs}))
+
+    # --- Trials: writes ---
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        row = self._new_trial_row(template_trial)
+        with self._engine.begin() as conn:
+            row.update(study_id=study_id, number=self._allocate_numbers(conn, study_id, 1))
+            trial_id: int = conn.execute(
+                sa.insert(_TRIALS).values(row).returning(_TRIALS.c.id)
+            ).scalar_one()
+        return trial_id
+
+    def add_trials(self, study_id: int, trials: Sequence[FrozenTrial]) -> None:
+        """``create_new_trial(study_id, trial)`` for each trial, in one transaction and a few
+        multi-row inserts: for importing a study's history."""
+        rows = [self._new_trial_row(trial) for trial in trials]
+        if not rows:
+            return
+        with self._engine.begin() as conn:
+            first = self._allocate_numbers(conn, study_id, len(rows))
+            for number, row in enumerate(rows, start=first):
+                row.update(study_id=study_id, number=number)
+            conn.execute(sa.insert(_TRIALS), rows)
+
+    @staticmethod
+    def _allocate_numbers(conn: sa.Connection, study_id: int, count: int) -> int:
+        """Reserve ``count`` trial numbers; returns the first. Locks the study row until commit,
+        so trial numbers are unique and trial ids grow in commit order within the study."""
+        next_number = conn.execute(
+            sa.update(_STUDIES)
+            .where(_STUDIES.c.id == study_id)
+            .values(next_trial_number=_STUDIES.c.next_trial_number + count)
+            .returning(_STUDIES.c.next_trial_number)
+        ).scalar_one_or_none()
+        if next_number is None:
+            raise KeyError(f"No study with study_id {study_id} exists.")
+        return int(next_number) - count
+
+    @staticmethod
+    def _new_trial_row(template: FrozenTrial | None) -> dict[str, Any]:
+        if template is None:
+            return {"state": "running", "datetime_start": utcnow()}
+        values = template.values
+        return {
+            "state": _DB_STATE[template.state],
+            **_values_columns(values),
+            "params": {
+                name: _encode_float(template.distributions[name].to_internal_repr(value))
+                for name, value in template.params.items()
+            },
+            "distributions": {
+                name: distribution_to_json(template.distributions[name]) for name in template.params
+            },
+            "intermediate_values": {
+                str(step): _encode_float(v) for step, v in template.intermediate_values.items()
+            },
+            "user_attrs": _encode(template.user_attrs),
+            "system_attrs": _encode(template.system_attrs),
+            "datetime_start": _to_utc(template.datetime_start),
+            "datetime_complete": _to_utc(template.datetime_complete),
+        }
+
+    def set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: BaseDistribution,
+    ) -> None:
+        where = _TRIALS.c.id == trial_id
+        query = sa.select(
+            _TRIALS.c.study_id,
+            _TRIALS.c.number,
+            _TRIALS.c.state,
+            _TRIALS.c.params,
+            _TRIALS.c.distributions,
+        ).where(where)
+        with self._engine.begin() as conn:
+            row = conn.execute(query.with_for_update()).one_or_none()
+            if row is None:
+                raise KeyError(f"No trial with trial_id {trial_id} exists.")
+            study_id, number, state, params, dists = row
+            _check_updatable(number, state)
+            if param_name in dists:
+                previous: BaseDistribution | None = _distribution(dists[param_name])
+            else:
+                previous = self._known_distribution(conn, study_id, param_name)
+            if previous is not None:
+                check_distribution_compatibility(previous, distribution)
+            conn.execute(
+                sa.update(_TRIALS)
+                .where(where)
+                .values(
+                    params={**params, param_name: _encode_float(param_value_internal)},
+                    distributions={**dists, param_name: distribution_to_json(distribution)},
+                )
+            )
+        self._cache.study(study_id).distributions.setdefault(param_name, distribution)
+
+    def _known_distribution(
+        self, conn: sa.Connection, study_id: int, param_name: str
+    ) -> BaseDistribution | None:
+        """The distribution another trial of the study gave ``param_name``, if any."""
+        cached = self._cache.study(study_id).distributions.get(param_name)
+        if cached is not None:
+            return cached
+        text = _TRIALS.c.distributions[param_name].as_string()
+        found = conn.execute(
+            sa.select(text).where(_TRIALS.c.study_id == study_id, text.is_not(None)).limit(1)
+        ).scalar_one_or_none()
+        return None if found is None else _distribution(found)
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        now = utcnow()
+        changes: dict[str, Any] = {"state": _DB_STATE[state]}
+        if values is not None:
+            changes.update(_values_columns(values))
+        if state == TrialState.RUNNING:
+            changes["datetime_start"] = now
+        if state.is_finished():
+            changes["datetime_complete"] = now
+        # One conditional update: of two workers claiming a WAITING trial, exactly one wins.
+        from_states = ("waiting",) if state == TrialState.RUNNING else ("waiting", "running")
+        update = (
+            sa.update(_TRIALS)
+            .where(_TRIALS.c.id == trial_id, _TRIALS.c.state.in_(from_states))
+            .values(changes)
+            .returning(*_TRIAL_COLUMNS)
+        )
+        with self._engine.begin() as conn:
+            row = conn.execute(update).one_or_none()
+            if row is None:
+                current = conn.execute(
+                    sa.select(_TRIALS.c.number, _TRIALS.c.state).where(_TRIALS.c.id == trial_id)
+                ).one_or_none()
+        if row is None:
+            if current is None:
+                raise KeyError(f"No trial with trial_id {trial_id} exists.")
+            _check_updatable(*current)
+            return False
+        if state.is_finished():
+            trial = _frozen_trial(row, _local_time_converter())
+            with self._cache.lock:
+                self._cache.finished_trials[trial_id] = trial
+        return True
+
+    def set_trial_intermediate_value(
+        self, trial_id: int, step: int, intermediate_value: float
+    ) -> None:
+        value = _encode_float(intermediate_value)
+        self._set_trial_json(trial_id, _TRIALS.c.intermediate_values, str(step), value)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_trial_json(trial_id, _TRIALS.c.user_attrs, key, _encode(value))
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_trial_json(trial_id, _TRIALS.c.system_attrs, key, _encode(value))
+
+    def _set_trial_json(self, trial_id: int, column: sa.Column[Any], key: str, value: Any) -> None:
+        where = _TRIALS.c.id == trial_id
+        query = sa.select(_TRIALS.c.number, _TRIALS.c.state, column).where(where)
+        with self._engine.begin() as conn:
+            row = conn.execute(query.with_for_update()).one_or_none()
+            if row is None:
+                raise KeyError(f"No trial with trial_id {trial_id} exists.")
+            number, state, document = row
+            _check_updatable(number, state)
+            conn.execute(sa.update(_TRIALS).where(where).values({column: {**document, key: value}}))
+
+    # --- Trials: reads ---
+
+    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        query = sa.select(_TRIALS.c.id).where(
+            _TRIALS.c.study_id == study_id, _TRIALS.c.number == trial_number
+        )
+        with self._engine.connect() as conn:
+            trial_id = conn.execute(query).scalar_one_or_none()
+        if trial_id is None:
+            raise KeyError(
+                f"No trial with trial number {trial_number} exists in study with study_id "
+                f"{study_id}."
+            )
+        return int(trial_id)
+
+    def get_trial_param(self, trial_id: int, param_name: str) -> float:
+        query = sa.select(_TRIALS.c.params).where(_TRIALS.c.id == trial_id)
+        with self._engine.connect() as conn:
+            params = conn.execute(query).scalar_one_or_none()
+        if params is None:
+            raise KeyError(f"No trial with trial_id {trial_id} exists.")
+        if param_name not in params:
+            raise KeyError(f"Trial {trial_id} has no parameter {param_name!r}.")
+        return float(params[param_name])
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        cached = self._cache.finished_trials.get(trial_id)
+        if cached is not None:
+            return cached
+        query = sa.select(*_TRIAL_COLUMNS).where(_TRIALS.c.id == trial_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            raise KeyError(f"No trial with trial_id {trial_id} exists.")
+        trial = _frozen_trial(row, _local_time_converter())
+        if trial.state.is_finished():
+            with self._cache.lock:
+                self._cache.finished_trials[trial_id] = trial
+        return trial
+
+    def get_all_trials(
+        self,
+        study_id: int,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+    ) -> list[FrozenTrial]:
+        finished, unfinished = self._read_trials(study_id)
+        if states is not None:
+            unfinished = [t for t in unfinished if t.state in states]
+            if any(s in states for s in _OPTUNA_STATE.values() if s.is_finished()):
+                finished = [t for t in finished if t.state in states]
+            else:
+                finished = []
+        trials = list(finished)
+        for trial in unfinished:
+            bisect.insort(trials, trial, key=_NUMBER)
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    def _read_trials(self, study_id: int) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        """The study's finished trials (cached, sorted by number) and its unfinished ones.
+
+        Reads only trials this process has not seen finished, with the study row in the same
+        query (its absence means KeyError).
+        """
+        study = self._cache.study(study_id)
+        with study.lock:
+            changed = sa.or_(
+                _TRIALS.c.id > study.max_id_seen, _TRIALS.c.id.in_(study.unfinished_ids)
+            )
+            query = (
+                sa.select(_STUDIES.c.created_at, *_TRIAL_COLUMNS)
+                .select_from(
+                    _STUDIES.outerjoin(
+                        _TRIALS, sa.and_(_TRIALS.c.study_id == _STUDIES.c.id, changed)
+                    )
+                )
+                .where(_STUDIES.c.id == study_id)
+            )
+            with self._engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                self._cache.forget_study(study_id)
+                raise KeyError(f"No study with study_id {study_id} exists.")
+            if study.created_at not in (None, rows[0][0]):
+                # The id was reused, so the database was recreated: nothing cached is valid.
+                self._cache.clear()
+                return self._read_trials(study_id)
+            study.created_at = rows[0][0]
+
+            to_local = _local_time_converter()
+            trials = [_frozen_trial(row[1:], to_local) for row in rows if row[1] is not None]
+            finished = [t for t in trials if t.state.is_finished()]
+            unfinished = [t for t in trials if not t.state.is_finished()]
+            study.add_finished(finished)
+            study.unfinished_ids = {t._trial_id for t in unfinished}
+            study.max_id_seen = max([study.max_id_seen, *(t._trial_id for t in trials)])
+            if finished:
+                with self._cache.lock:
+                    self._cache.finished_trials.update((t._trial_id, t) for t in finished)
+            return study.finished, unfinished
+
+    def get_n_trials(
+        self, study_id: int, state: tuple[TrialState, ...] | TrialState | None = None
+    ) -> int:
+        count = sa.select(sa.func.count()).where(_TRIALS.c.study_id == study_id)
+        if state is not None:
+            states = (state,) if isinstance(state, TrialState) else state
+            count = count.where(_TRIALS.c.state.in_([_DB_STATE[s] for s in states]))
+        query = sa.select(count.scalar_subquery()).where(_STUDIES.c.id == study_id)
+        with self._engine.connect() as conn:
+            n = conn.execute(query).scalar_one_or_none()
+        if n is None:
+            raise KeyError(f"No study with study_id {study_id} exists.")
+        return int(n)
+
+    def get_best_trial(self, study_id: int) -> FrozenTrial:
+        directions = self.get_study_directions(study_id)
+        if len(directions) > 1:
+            raise RuntimeError("Best trial can be obtained only for single-objective optimization.")
+        value = _TRIALS.c.value
+        best_first = value.desc() if directions[0] == StudyDirection.MAXIMIZE else value.asc()
+        complete = sa.select(_TRIALS.c.id).where(
+            _TRIALS.c.study_id == study_id, _TRIALS.c.state == "complete"
+        )
+        with self._engine.connect() as conn:
+            # Served by the (study_id, state, value) index; NaN values are NULL and never best.
+            trial_id = conn.execute(
+                complete.where(value.is_not(None)).order_by(best_first, _TRIALS.c.number).limit(1)
+            ).scalar_one_or_none()
+            if trial_id is None:
+                trial_id = conn.execute(complete.limit(1)).scalar_one_or_none()
+        if trial_id is None:
+            raise ValueError("No trials are completed yet.")
+        return self.get_trial(trial_id)
+
+    # --- Heartbeats ---
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(_TRIALS).where(_TRIALS.c.id == trial_id).values(heartbeat_at=utcnow())
+            )
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        grace_period = self.grace_period
+        if grace_period is None:
+            assert self.heartbeat_interval is not None, "heartbeats are not enabled"
+            grace_period = 2 * self.heartbeat_interval
+        query = sa.select(_TRIALS.c.id).where(
+            _TRIALS.c.state == "running",
+            _TRIALS.c.heartbeat_at < utcnow() - timedelta(seconds=grace_period),
+            _TRIALS.c.study_id == study_id,
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> FailedTrialCallback | None:
+        return self.failed_trial_callback
+
+
+def _values_columns(values: Sequence[float] | None) -> dict[str, Any]:
+    """``values`` as stored, and the first of them as the sortable ``value`` (NULL for NaN)."""
+    if values is None:
+        return {"values": sa.null(), "value": None}
+    floats = [float(v) for v in values]
+    first = floats[0] if floats and not math.isnan(floats[0]) else None
+    return {"values": [_encode_float(v) for v in floats], "value": first}
