@@ -19,9 +19,10 @@ from tuneboard.db.models import (
 )
 
 
-def _lockable(session: Session, stmt: Select[Any]) -> Select[Any]:
-    # SQLite transactions hold the write lock already (BEGIN IMMEDIATE); PostgreSQL locks the row.
-    return stmt if session.get_bind().dialect.name == "sqlite" else stmt.with_for_update()
+def _lockable(session: Session, stmt: Select[Any], of: Any) -> Select[Any]:
+    # SQLite transactions hold the write lock already (BEGIN IMMEDIATE); PostgreSQL locks the
+    # rows of ``of`` only: a joined-eager relationship is an outer join, which cannot be locked.
+    return stmt if session.get_bind().dialect.name == "sqlite" else stmt.with_for_update(of=of)
 
 
 def get_study(session: Session, team_id: int | None, study_id: int) -> Study | None:
@@ -33,7 +34,7 @@ def get_study(session: Session, team_id: int | None, study_id: int) -> Study | N
 
 def lock_study(session: Session, study_id: int) -> Study | None:
     return session.scalar(
-        _lockable(session, select(Study).where(Study.id == study_id)).execution_options(
+        _lockable(session, select(Study).where(Study.id == study_id), Study).execution_options(
             populate_existing=True
         )
     )
