@@ -36,12 +36,19 @@ PRUNERS: tuple[str, ...] = (
 )
 
 
-def reported_metric_names(task: str) -> frozenset[str]:
-    """Every per-epoch metric name the built-in trainer reports for a task."""
+# Reported once per epoch whatever the folds: no spread across k folds.
+UNSPREAD_METRICS: frozenset[str] = frozenset({"lr", "epoch_time_s"})
+
+
+def reported_metric_names(task: str, *, cross_validated: bool = False) -> frozenset[str]:
+    """Every per-epoch metric name the built-in trainer reports for a task; with k folds, also
+    ``<name>_std``, the spread across folds."""
     base = {"train_loss", "val_loss", "lr", "epoch_time_s", "generalization_gap"}
     ms = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     for m in ms:
         base |= {f"train_{m}", f"val_{m}"}
+    if cross_validated:
+        base |= {f"{name}_std" for name in base - UNSPREAD_METRICS}
     return frozenset(base)
 
 # Hyperparameters the built-in trainer reads from ``params`` (search space or ``fixed``), with

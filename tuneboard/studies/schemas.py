@@ -487,10 +487,9 @@ class ObjectiveSpec(_Spec):
         """The metric names the built-in trainer reports for this objective; None for others."""
         if self.builtin is None or self.task is None:
             return None
-        names = catalog.reported_metric_names(self.task)
-        if self.validation.k_folds is not None:
-            names |= {f"{n}_std" for n in names}
-        return names
+        return catalog.reported_metric_names(
+            self.task, cross_validated=self.validation.k_folds is not None
+        )
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -38,15 +38,11 @@ from workers.training.schedules import build_schedule
 
 __all__ = ["reported_names", "resolve_device", "train"]
 
-UNSPREAD = frozenset({"lr", "epoch_time_s"})
 
 
 def reported_names(task: str, *, cross_validated: bool = False) -> frozenset[str]:
     """The names of every epoch's logs: the catalog's, plus ``<name>_std`` under k-fold."""
-    names = reported_metric_names(task)
-    if cross_validated:
-        names |= {f"{name}_std" for name in names - UNSPREAD}
-    return names
+    return reported_metric_names(task, cross_validated=cross_validated)
 
 
 def resolve_device(device: str) -> torch.device:
