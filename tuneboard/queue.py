@@ -73,6 +73,14 @@ def celery_client() -> Celery:
         return _client
 
 
+def configure_client(settings: Settings) -> Celery:
+    """Point the process-wide producer at ``settings``' broker (the API's app factory does)."""
+    global _client
+    with _client_lock:
+        _client = make_celery(settings, main="tuneboard-client")
+        return _client
+
+
 def send_run_trial(trial_id: int, queue: str, app: Celery | None = None) -> None:
     (app or celery_client()).send_task(RUN_TRIAL_TASK, args=[trial_id], queue=queue)
 

@@ -6,16 +6,22 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+import optuna
+from optuna.study import StudyDirection
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from tuneboard import audit
+from tuneboard import audit, leaderboard
 from tuneboard.db.base import utcnow
-from tuneboard.db.models import StandardVersion, Study, Trial
-from tuneboard.errors import Conflict, InvalidInput, NotFound, StandardViolation
+from tuneboard.db.models import Study, Trial
+from tuneboard.errors import Conflict, InvalidInput, NotFound
+from tuneboard.optimization.storage import SqlStorage
 from tuneboard.queue import enqueue_after_commit
+from tuneboard.standards import service as standards
+from tuneboard.standards.service import AppliedStandard
 from tuneboard.studies import dispatch
 from tuneboard.studies import repository as repo
 from tuneboard.studies.schemas import StudySpec, spec_hash
@@ -30,35 +36,20 @@ def canonical_hash(payload: Any) -> str:
 
 def prepare_spec(
     session: Session, team_id: int, raw: dict[str, Any]
-) -> tuple[StudySpec, StandardVersion | None, list[dict[str, Any]]]:
-    """Merge the named standard's defaults, validate, and check the standard's rules.
+) -> tuple[StudySpec, AppliedStandard | None]:
+    """Merge the named standard's defaults, check its rules, validate the spec.
 
-    Returns the spec, the pinned standard version and the rule violations (empty if none).
+    A spec that breaks a rule without ``override: {reason}`` is refused (StandardViolation).
     """
-    from tuneboard.standards import service as standards  # standards imports studies schemas
-
     if not isinstance(raw, dict):
-        raise InvalidInput("body: a study spec must be a JSON object", [{"field": "body",
-                           "reason": "expected an object"}])
-    version: StandardVersion | None = None
-    merged = raw
-    ref = raw.get("standard")
-    if ref is not None:
-        if not isinstance(ref, str):
-            raise InvalidInput("standard: must be a string like 'name' or 'name@3'",
-                               [{"field": "standard", "reason": "expected a string"}])
-        try:
-            version = standards.resolve(session, team_id, ref)
-        except NotFound as err:
-            raise InvalidInput(f"standard: {err.message}",
-                               [{"field": "standard", "reason": err.message}]) from err
-        merged, _ = standards.apply_defaults(raw, version)
+        raise InvalidInput("body: a study spec must be a JSON object",
+                           [{"field": "body", "reason": "expected an object"}])
+    applied = standards.admit(session, team_id, raw)
     try:
-        spec = StudySpec.model_validate(merged)
+        spec = StudySpec.model_validate(applied.spec if applied else raw)
     except ValidationError as exc:
         raise InvalidInput.from_validation_error(exc) from exc
-    violations = standards.violations(spec, version) if version is not None else []
-    return spec, version, violations
+    return spec, applied
 
 
 def create_study(
@@ -80,16 +71,9 @@ def create_study(
                 )
             return existing, False
 
-    spec, version, violations = prepare_spec(session, principal.team_id, raw)
-    if violations and spec.override is None:
-        ref = f"{version.standard.name}@{version.version}" if version else None
-        first = violations[0]
-        raise StandardViolation(
-            f"the spec breaks standard {ref}: {first.get('message') or first}",
-            {"standard": ref, "violations": violations,
-             "hint": "add override: {reason: ...} to submit anyway; the reason is recorded"},
-        )
-
+    spec, applied = prepare_spec(session, principal.team_id, raw)
+    version = applied.version if applied else None
+    overridden = applied is not None and not applied.report.ok and applied.report.override
     spec_json = spec.model_dump(mode="json")
     study = Study(
         team_id=principal.team_id,
@@ -100,7 +84,7 @@ def create_study(
         spec=spec_json,
         spec_hash=spec_hash(spec),
         standard_version_id=version.id if version else None,
-        override_reason=spec.override.reason if (spec.override and violations) else None,
+        override_reason=applied.report.override if overridden and applied else None,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         user_attrs={},
@@ -113,10 +97,12 @@ def create_study(
                  object_type="study", object_id=study.id,
                  details={"name": spec.name, "spec_hash": study.spec_hash,
                           "standard_version_id": study.standard_version_id})
-    if study.override_reason is not None:
+    if study.override_reason is not None and applied is not None:
         audit.record(session, team_id=principal.team_id, actor=principal.actor,
                      action="study.override", object_type="study", object_id=study.id,
-                     details={"reason": study.override_reason, "violations": violations})
+                     details={"reason": study.override_reason,
+                              "violations": [v.model_dump(mode="json")
+                                             for v in applied.report.violations]})
     dispatch.dispatch(session, study.id)
     return study, True
 
@@ -147,7 +133,7 @@ def cancel_study(session: Session, principal: Principal, study_id: int) -> Study
 def enqueue_trial(
     session: Session, principal: Principal, study_id: int, params: dict[str, Any]
 ) -> Trial:
-    """A trial with the given parameters (Optuna's ``enqueue_trial``), outside the sampler budget."""
+    """A trial with the given parameters (as Optuna's ``enqueue_trial``), outside the budget."""
     from tuneboard.optimization.space import validate_fixed_params
 
     get_study(session, principal, study_id)
@@ -173,3 +159,147 @@ def enqueue_trial(
                  details={"params": fixed})
     enqueue_after_commit(session, [(trial.id, dispatch.queue_of(study.spec))])
     return trial
+
+
+# --- reads for the API ----------------------------------------------------------------------------
+
+IMPORTANCE_EVALUATORS = ("fanova", "mean_decrease_impurity", "ped_anova")
+# fANOVA fits a random forest: past this many trials it gets slow and says little more.
+IMPORTANCE_MAX_TRIALS = 1000
+
+
+def list_studies(
+    session: Session,
+    principal: Principal,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    state: str | None = None,
+    name: str | None = None,
+    standard: str | None = None,
+) -> list[tuple[Study, dict[str, int]]]:
+    """The team's studies, newest first, each with its trial counts per state.
+
+    ``standard`` is a standard's name (any version) or ``name@N``.
+    """
+    version_ids: list[int] | None = None
+    if standard is not None:
+        std_name, version = leaderboard.split_standard_ref(standard)
+        version_ids = repo.standard_version_ids(session, principal.team_id, std_name, version)
+    studies = repo.list_studies(
+        session, principal.team_id, limit=limit, before_id=before_id, state=state, name=name,
+        standard_version_ids=version_ids,
+    )
+    counts = repo.trial_state_counts_many(session, [s.id for s in studies])
+    return [(s, counts[s.id]) for s in studies]
+
+
+def study_overview(session: Session, study: Study) -> tuple[dict[str, int], Trial | None]:
+    """Trial counts per state and the best complete trial (by the first objective)."""
+    best = leaderboard.study_leaderboard(session, study, limit=1)
+    return repo.trial_state_counts(session, study.id), best[0].trial if best else None
+
+
+def list_trials(
+    session: Session,
+    study: Study,
+    *,
+    limit: int,
+    after_number: int | None = None,
+    state: str | None = None,
+) -> list[Trial]:
+    return repo.list_trials(session, study.id, limit=limit, after_number=after_number, state=state)
+
+
+def get_trial(session: Session, study: Study, number: int) -> Trial:
+    trial = repo.get_trial(session, study.id, number)
+    if trial is None:
+        raise NotFound(f"trial {number} of study {study.id} not found")
+    return trial
+
+
+def trial_metrics(
+    session: Session, study: Study, number: int, *, limit: int, after_step: int | None = None
+) -> list[tuple[int, str, float | None]]:
+    """(step, name, value) rows of up to ``limit`` steps of one trial."""
+    trial = get_trial(session, study, number)
+    return repo.trial_metrics_page(session, trial.id, limit=limit, after_step=after_step)
+
+
+def study_progress(
+    session: Session, team_id: int, study_id: int
+) -> tuple[Study, dict[str, int], Trial | None] | None:
+    """What the event stream reports; None once the study is gone."""
+    study = repo.get_study(session, team_id, study_id)
+    if study is None:
+        return None
+    counts, best = study_overview(session, study)
+    return study, counts, best
+
+
+def trial_state_totals(session: Session) -> dict[str, int]:
+    return repo.trial_counts_by_state(session)
+
+
+@dataclass(frozen=True)
+class ImportanceResult:
+    evaluator: str
+    metric: str
+    n_trials: int
+    importances: dict[str, float]
+    reason: str | None = None
+
+
+def parameter_importance(
+    study: Study, *, database_url: str, evaluator: str = "fanova", objective: int = 0
+) -> ImportanceResult:
+    """Optuna's parameter importance over the study's complete trials (the latest
+    ``IMPORTANCE_MAX_TRIALS``). Too few trials, or no parameter common to them, give empty
+    importances and the reason, not an error."""
+    if evaluator not in IMPORTANCE_EVALUATORS:
+        raise InvalidInput(
+            f"evaluator: must be one of {', '.join(IMPORTANCE_EVALUATORS)}",
+            [{"field": "evaluator", "reason": f"unknown evaluator {evaluator!r}"}],
+        )
+    directions = [str(d).lower() for d in study.directions or ["minimize"]]
+    if not 0 <= objective < len(directions):
+        raise InvalidInput(
+            f"objective: this study has {len(directions)} objective(s)",
+            [{"field": "objective", "reason": f"must be between 0 and {len(directions) - 1}"}],
+        )
+    metrics = ((study.spec or {}).get("objective") or {}).get("metric")
+    names = [metrics] if isinstance(metrics, str) else list(metrics or [])
+    metric = str(names[objective]) if objective < len(names) else f"objective_{objective}"
+
+    loaded = optuna.load_study(study_name=study.optuna_name, storage=SqlStorage(database_url))
+    complete = loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    complete = complete[-IMPORTANCE_MAX_TRIALS:]
+
+    def result(importances: dict[str, float], reason: str | None = None) -> ImportanceResult:
+        return ImportanceResult(evaluator, metric, len(complete), importances, reason)
+
+    if len(complete) < 2:
+        return result({}, f"needs at least 2 complete trials; the study has {len(complete)}")
+    sample = optuna.create_study(
+        directions=[
+            StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE
+            for d in directions
+        ]
+    )
+    sample.add_trials(complete)
+    chosen: optuna.importance.BaseImportanceEvaluator = {
+        "fanova": lambda: optuna.importance.FanovaImportanceEvaluator(seed=0),
+        "mean_decrease_impurity": lambda: optuna.importance.MeanDecreaseImpurityImportanceEvaluator(
+            seed=0
+        ),
+        "ped_anova": optuna.importance.PedAnovaImportanceEvaluator,
+    }[evaluator]()
+    try:
+        importances = optuna.importance.get_param_importances(
+            sample, evaluator=chosen, target=lambda t: t.values[objective]
+        )
+    except (ValueError, RuntimeError) as err:
+        return result({}, str(err))
+    if not importances:
+        return result({}, "no parameter is shared by every complete trial")
+    return result({k: float(v) for k, v in importances.items()})

@@ -19,4 +19,14 @@ def get_key(session: Session, team_id: int, key_id: int) -> ApiKey | None:
 
 
 def list_keys(session: Session, team_id: int) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).where(ApiKey.team_id == team_id).order_by(ApiKey.id)))
+    stmt = select(ApiKey).where(ApiKey.team_id == team_id).order_by(ApiKey.id)
+    return list(session.scalars(stmt))
+
+
+def list_keys_page(
+    session: Session, team_id: int, *, limit: int, after_id: int | None = None
+) -> list[ApiKey]:
+    stmt = select(ApiKey).where(ApiKey.team_id == team_id)
+    if after_id is not None:
+        stmt = stmt.where(ApiKey.id > after_id)
+    return list(session.scalars(stmt.order_by(ApiKey.id).limit(limit)))

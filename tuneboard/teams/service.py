@@ -97,3 +97,10 @@ def authenticate(session: Session, raw_key: str) -> Principal:
     if key is None or key.revoked_at is not None:
         raise Unauthorized("invalid or revoked API key")
     return Principal(team_id=key.team_id, team_name=key.team.name, key_id=key.id, role=key.role)
+
+
+def list_keys(
+    session: Session, principal: Principal, *, limit: int, after_id: int | None = None
+) -> list[ApiKey]:
+    """The caller's team's keys, oldest first; ``after_id`` is the cursor."""
+    return repository.list_keys_page(session, principal.team_id, limit=limit, after_id=after_id)
