@@ -65,7 +65,7 @@ def _counting_cursors(dialect: Any, _record: Any, _args: Any, params: dict[str, 
 
 
 def _record_statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-    if _current:
+    if _current and not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE
         _current[-1].statements.append(statement)
 
 
