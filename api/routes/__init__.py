@@ -7,7 +7,7 @@ A new resource adds its module here and its router to ``API_ROUTERS``.
 from fastapi import APIRouter
 
 from api.deps import API_PREFIX
-from api.routes import audit, events, keys, leaderboard, me, studies, trials
+from api.routes import audit, events, keys, leaderboard, me, standards, studies, trials
 
 API_ROUTERS: list[APIRouter] = [
     studies.router,
@@ -17,6 +17,7 @@ API_ROUTERS: list[APIRouter] = [
     keys.router,
     me.router,
     audit.router,
+    standards.router,
 ]
 
 __all__ = ["API_PREFIX", "API_ROUTERS"]

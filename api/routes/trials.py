@@ -1,0 +1,76 @@
+"""A study's trials: enqueue one with fixed parameters, list, read one, its per-epoch metrics."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, status
+
+from api.deps import API_PREFIX, Member, SessionDep, StudyDep, StudyId, TrialNumber
+from api.openapi import ERRORS
+from api.pagination import Cursor, Limit, decode_cursor, page
+from tuneboard.studies import service as studies
+from tuneboard.studies.views import (
+    EnqueueTrialRequest,
+    MetricsAtStep,
+    Page,
+    TrialDetail,
+    TrialSummary,
+)
+
+router = APIRouter(
+    prefix=API_PREFIX + "/studies/{study_id}/trials", tags=["trials"], responses=ERRORS
+)
+
+TrialState = Literal["waiting", "running", "complete", "pruned", "fail"]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Enqueue a trial with fixed parameters",
+    description="Like Optuna's `enqueue_trial`: the trial is created waiting and sent to a "
+    "worker; it does not count against `budget.n_trials`. Parameters are checked against the "
+    "search space (422 naming the parameter otherwise).",
+)
+def enqueue_trial(
+    session: SessionDep, principal: Member, study_id: StudyId, body: EnqueueTrialRequest
+) -> TrialDetail:
+    return TrialDetail.of(studies.enqueue_trial(session, principal, study_id, body.params))
+
+
+@router.get("", summary="A study's trials, by number")
+def list_trials(
+    session: SessionDep,
+    study: StudyDep,
+    limit: Limit,
+    cursor: Cursor = None,
+    state: TrialState | None = None,
+) -> Page[TrialSummary]:
+    (after,) = decode_cursor(cursor, int) if cursor else (None,)
+    rows = studies.list_trials(session, study, limit=limit + 1, after_number=after, state=state)
+    items, next_cursor = page(rows, limit, lambda t: (t.number,))
+    return Page[TrialSummary](items=[TrialSummary.of(t) for t in items], next_cursor=next_cursor)
+
+
+@router.get("/{number}", summary="One trial, with the error of a failed one")
+def get_trial(session: SessionDep, study: StudyDep, number: TrialNumber) -> TrialDetail:
+    return TrialDetail.of(studies.get_trial(session, study, number))
+
+
+@router.get(
+    "/{number}/metrics",
+    summary="A trial's per-epoch metrics",
+    description="One item per step (epoch) with every metric reported at it; paginated by step.",
+)
+def trial_metrics(
+    session: SessionDep,
+    study: StudyDep,
+    number: TrialNumber,
+    limit: Limit,
+    cursor: Cursor = None,
+) -> Page[MetricsAtStep]:
+    (after,) = decode_cursor(cursor, int) if cursor else (None,)
+    rows = studies.trial_metrics(session, study, number, limit=limit + 1, after_step=after)
+    steps, next_cursor = page(MetricsAtStep.group(rows), limit, lambda s: (s.step,))
+    return Page[MetricsAtStep](items=steps, next_cursor=next_cursor)

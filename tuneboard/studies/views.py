@@ -1,0 +1,547 @@
+"""Read models: what the API returns for studies, trials, metrics, leaderboards and keys.
+
+Built from rows by the ``of`` constructors; nothing here queries. Trial parameters are shown in
+Optuna's external representation (the value the objective saw: ``"adam"``, not the index ``6.0``).
+JSON cannot carry NaN or infinities: every non-finite number (stored as "nan", "inf", "-inf"
+inside JSON columns) is rendered as ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from tuneboard.db.models import ApiKey, AuditEntry, Study, Trial
+from tuneboard.leaderboard import StudyBest
+from tuneboard.optimization.params import external_params
+from tuneboard.studies.schemas import EXAMPLE_SPEC
+
+T = TypeVar("T")
+
+NON_FINITE_STRINGS = frozenset({"nan", "inf", "-inf", "infinity", "-infinity"})
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A JSON-safe number: non-finite floats, and the strings the store uses for them, are None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if value.lower() in NON_FINITE_STRINGS:
+            return None
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+Number = Annotated[float | None, BeforeValidator(finite_or_none)]
+JsonValue = Annotated[Any, AfterValidator(json_safe)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(json_safe)]
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def trial_params(trial: Trial) -> dict[str, Any]:
+    """The trial's parameters; a trial that has not started shows the values it was given."""
+    if trial.params:
+        return json_safe(external_params(trial.params, trial.distributions or {}))
+    fixed = (trial.system_attrs or {}).get("fixed_params")
+    return json_safe(dict(fixed)) if isinstance(fixed, Mapping) else {}
+
+
+def spec_metrics(study: Study) -> list[str]:
+    metric = ((study.spec or {}).get("objective") or {}).get("metric")
+    if isinstance(metric, str):
+        return [metric]
+    if isinstance(metric, list):
+        return [str(m) for m in metric]
+    return [f"objective_{i}" for i in range(len(study.directions or []))]
+
+
+def standard_ref(study: Study) -> str | None:
+    version = study.standard_version
+    if version is None:
+        return None
+    return f"{version.standard.name}@{version.version}"
+
+
+# --- generic ------------------------------------------------------------------------------------
+
+
+class Page(BaseModel, Generic[T]):
+    """Every list: a page of items and the cursor of the next page (None on the last page)."""
+
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="Pass as ?cursor= to get the next page; null on the last page."
+    )
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- studies ------------------------------------------------------------------------------------
+
+
+class TrialCounts(_View):
+    """Number of trials per state."""
+
+    waiting: int = 0
+    running: int = 0
+    complete: int = 0
+    pruned: int = 0
+    fail: int = 0
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int]) -> TrialCounts:
+        return cls(**{k: v for k, v in counts.items() if k in cls.model_fields})
+
+    @property
+    def total(self) -> int:
+        return self.waiting + self.running + self.complete + self.pruned + self.fail
+
+
+class TrialSummary(_View):
+    """A trial as lists show it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": 7,
+                    "state": "complete",
+                    "origin": "sampler",
+                    "params": {"lr": 0.0031, "optimizer": "adam", "batch_size": 64},
+                    "value": 0.9722,
+                    "values": [0.9722],
+                    "epochs_run": 18,
+                    "attempt": 1,
+                    "retry_of": None,
+                    "seed": 49,
+                    "worker": "celery@gpu-1",
+                    "device": "cuda:0",
+                    "accepted": True,
+                    "verdict": {"accepted": True, "criteria": []},
+                    "datetime_start": "2026-11-22T10:00:00Z",
+                    "datetime_complete": "2026-11-22T10:01:12Z",
+                }
+            ]
+        }
+    )
+
+    number: int
+    state: str = Field(description="waiting | running | complete | pruned | fail")
+    origin: str = Field(description="sampler | manual | retry | stability | optuna")
+    params: JsonObject = Field(description="Parameters in their external representation.")
+    value: Number = Field(None, description="First objective value; null if none or non-finite.")
+    values: list[Number] | None = None
+    epochs_run: int = 0
+    attempt: int = 1
+    retry_of: int | None = Field(None, description="Number of the trial this one retries.")
+    seed: int | None = None
+    worker: str | None = None
+    device: str | None = None
+    accepted: bool | None = None
+    verdict: JsonObject | None = None
+    datetime_start: UtcDatetime | None = None
+    datetime_complete: UtcDatetime | None = None
+
+    @classmethod
+    def of(cls, trial: Trial) -> TrialSummary:
+        return cls(**_trial_fields(trial))
+
+
+def _trial_fields(trial: Trial) -> dict[str, Any]:
+    return {
+        "number": trial.number,
+        "state": trial.state,
+        "origin": trial.origin,
+        "params": trial_params(trial),
+        "value": trial.value,
+        "values": list(trial.values) if trial.values is not None else None,
+        "epochs_run": trial.epochs_run or 0,
+        "attempt": trial.attempt or 1,
+        "retry_of": trial.retry_of,
+        "seed": trial.seed,
+        "worker": trial.worker,
+        "device": trial.device,
+        "accepted": trial.accepted,
+        "verdict": trial.verdict,
+        "datetime_start": trial.datetime_start,
+        "datetime_complete": trial.datetime_complete,
+    }
+
+
+class StepValue(_View):
+    step: int
+    value: Number
+
+
+class TrialDetail(TrialSummary):
+    """One trial, with the error of a failed one and its reported (intermediate) values."""
+
+    error: str | None = None
+    intermediate_values: list[StepValue] = Field(
+        default_factory=list, description="The values reported to the pruner, by step."
+    )
+    heartbeat_at: UtcDatetime | None = None
+    user_attrs: JsonObject = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, trial: Trial) -> TrialDetail:
+        steps = []
+        for step, value in (trial.intermediate_values or {}).items():
+            try:
+                steps.append(StepValue(step=int(step), value=value))
+            except ValueError:
+                continue
+        steps.sort(key=lambda s: s.step)
+        return cls(
+            **_trial_fields(trial),
+            error=trial.error,
+            intermediate_values=steps,
+            heartbeat_at=trial.heartbeat_at,
+            user_attrs=trial.user_attrs or {},
+        )
+
+
+class StudySummary(_View):
+    """A study as lists show it."""
+
+    id: int
+    name: str
+    state: str = Field(description="queued | running | completed | cancelled | failed")
+    metrics: list[str] = Field(description="The objective metric(s), in objective order.")
+    directions: list[str]
+    standard: str | None = Field(None, description='The pinned standard version, "name@N".')
+    counts: TrialCounts
+    n_trials: int = Field(description="Trials created so far, in any state.")
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, study: Study, counts: Mapping[str, int]) -> StudySummary:
+        return cls(**_study_fields(study, counts))
+
+
+def _study_fields(study: Study, counts: Mapping[str, int]) -> dict[str, Any]:
+    tally = TrialCounts.of(counts)
+    return {
+        "id": study.id,
+        "name": study.name,
+        "state": study.state,
+        "metrics": spec_metrics(study),
+        "directions": [str(d).lower() for d in study.directions or []],
+        "standard": standard_ref(study),
+        "counts": tally,
+        "n_trials": tally.total,
+        "created_at": study.created_at,
+        "started_at": study.started_at,
+        "finished_at": study.finished_at,
+        "error": study.error,
+    }
+
+
+class StudyDetail(StudySummary):
+    """One study: its validated spec, progress per trial state and its best trial so far."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 12,
+                    "name": "digits-mlp",
+                    "state": "running",
+                    "metrics": ["val_accuracy"],
+                    "directions": ["maximize"],
+                    "standard": "vision-baseline@3",
+                    "counts": {"waiting": 2, "running": 4, "complete": 30, "pruned": 11,
+                               "fail": 0},
+                    "n_trials": 47,
+                    "created_at": "2026-11-22T10:00:00Z",
+                    "started_at": "2026-11-22T10:00:01Z",
+                    "finished_at": None,
+                    "error": None,
+                    "spec": EXAMPLE_SPEC,
+                    "spec_hash": "3f1c...",
+                    "override_reason": None,
+                    "created_by": "key:4",
+                    "best_trial": None,
+                }
+            ]
+        }
+    )
+
+    spec: JsonObject = Field(description="The validated spec, standard defaults merged in.")
+    spec_hash: str | None = None
+    override_reason: str | None = Field(
+        None, description="Why the study may leave its standard's rules, when it does."
+    )
+    created_by: str | None = None
+    best_trial: TrialSummary | None = Field(
+        None, description="The best complete trial by the first objective."
+    )
+
+    @classmethod
+    def of_study(
+        cls, study: Study, counts: Mapping[str, int], best: Trial | None
+    ) -> StudyDetail:
+        return cls(
+            **_study_fields(study, counts),
+            spec=study.spec or {},
+            spec_hash=study.spec_hash,
+            override_reason=study.override_reason,
+            created_by=study.created_by,
+            best_trial=TrialSummary.of(best) if best is not None else None,
+        )
+
+
+class StudyAccepted(_View):
+    """A cancel request was accepted; running trials stop within one epoch."""
+
+    id: int
+    state: str
+
+    @classmethod
+    def of(cls, study: Study) -> StudyAccepted:
+        return cls(id=study.id, state=study.state)
+
+
+class EnqueueTrialRequest(BaseModel):
+    """Parameters for one trial, in the search space's terms (``{"lr": 0.001, ...}``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"params": {"lr": 0.001, "optimizer": "adam"}}]},
+    )
+
+    params: dict[str, Any]
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+class MetricsAtStep(_View):
+    """Every metric reported at one step (epoch)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"step": 3, "metrics": {"train_loss": 0.41, "val_loss": 0.45,
+                                        "val_accuracy": 0.91, "lr": 0.001}}
+            ]
+        }
+    )
+
+    step: int
+    metrics: dict[str, Number]
+
+    @classmethod
+    def group(cls, rows: Sequence[tuple[int, str, float | None]]) -> list[MetricsAtStep]:
+        by_step: dict[int, dict[str, float | None]] = {}
+        for step, name, value in rows:
+            by_step.setdefault(step, {})[name] = value
+        return [cls(step=step, metrics=metrics) for step, metrics in by_step.items()]
+
+
+# --- leaderboards -------------------------------------------------------------------------------
+
+
+class LeaderboardEntry(_View):
+    """A ranked complete trial (rank 1 is the best by the first objective)."""
+
+    rank: int
+    number: int
+    value: Number
+    values: list[Number] | None = None
+    params: JsonObject
+    verdict: JsonObject | None = None
+    accepted: bool | None = None
+    epochs_run: int = 0
+    datetime_complete: UtcDatetime | None = None
+
+    @classmethod
+    def of(cls, rank: int, trial: Trial) -> LeaderboardEntry:
+        return cls(
+            rank=rank,
+            number=trial.number,
+            value=trial.value,
+            values=list(trial.values) if trial.values is not None else None,
+            params=trial_params(trial),
+            verdict=trial.verdict,
+            accepted=trial.accepted,
+            epochs_run=trial.epochs_run or 0,
+            datetime_complete=trial.datetime_complete,
+        )
+
+
+class StudyLeaderboard(Page[LeaderboardEntry]):
+    """Complete trials ranked by the first objective in its direction. A multi-objective study
+    is ranked by its first objective too (``multi_objective`` says so); ``values`` has them all."""
+
+    study_id: int
+    metric: str
+    direction: str
+    multi_objective: bool = False
+
+
+class TeamLeaderboardEntry(_View):
+    """The best complete trial of one study of the team."""
+
+    rank: int = Field(description="Rank among the studies with the same metric.")
+    study_id: int
+    study_name: str
+    standard: str | None = None
+    dataset: str | None = None
+    metric: str
+    direction: str
+    number: int = Field(description="The trial's number in its study.")
+    value: Number
+    params: JsonObject
+    verdict: JsonObject | None = None
+    accepted: bool | None = None
+
+    @classmethod
+    def of(cls, best: StudyBest) -> TeamLeaderboardEntry:
+        return cls(
+            rank=best.rank,
+            study_id=best.study.id,
+            study_name=best.study.name,
+            standard=standard_ref(best.study),
+            dataset=best.dataset,
+            metric=best.metric,
+            direction=best.direction,
+            number=best.trial.number,
+            value=best.trial.value,
+            params=trial_params(best.trial),
+            verdict=best.trial.verdict,
+            accepted=best.trial.accepted,
+        )
+
+
+class Importance(_View):
+    """Parameter importance by one of Optuna's evaluators (sums to 1 when not empty)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "study_id": 12,
+                    "evaluator": "fanova",
+                    "metric": "val_accuracy",
+                    "n_trials": 30,
+                    "importances": {"lr": 0.71, "batch_size": 0.18, "dropout": 0.11},
+                    "reason": None,
+                }
+            ]
+        }
+    )
+
+    study_id: int
+    evaluator: str
+    metric: str
+    n_trials: int = Field(description="Complete trials the evaluator used.")
+    importances: dict[str, Number] = Field(description="Parameter -> importance, largest first.")
+    reason: str | None = Field(None, description="Why importances are empty, when they are.")
+
+
+class StudyProgress(_View):
+    """What a server-sent event carries: the study's state and trial counts."""
+
+    study_id: int
+    state: str
+    counts: TrialCounts
+    best_value: Number = None
+    finished: bool
+
+    @classmethod
+    def of(
+        cls, study: Study, counts: Mapping[str, int], best: Trial | None, *, finished: bool
+    ) -> StudyProgress:
+        return cls(
+            study_id=study.id,
+            state=study.state,
+            counts=TrialCounts.of(counts),
+            best_value=best.value if best is not None else None,
+            finished=finished,
+        )
+
+
+# --- keys and audit -----------------------------------------------------------------------------
+
+
+class KeyCreateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"role": "member", "name": "ci"}]}
+    )
+
+    role: Literal["viewer", "member", "maintainer", "admin"]
+    name: str = Field("", max_length=100)
+
+
+class KeyOut(_View):
+    id: int
+    name: str
+    role: str
+    prefix: str = Field(description="The first characters of the key, to tell keys apart.")
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None = None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(id=key.id, name=key.name, role=key.role, prefix=key.prefix,
+                   created_at=key.created_at, revoked_at=key.revoked_at)
+
+
+class KeyCreated(KeyOut):
+    api_key: str = Field(description="The key itself; shown this once, never again.")
+
+
+class AuditEntryOut(_View):
+    id: int
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    details: JsonObject
+    created_at: UtcDatetime
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditEntryOut:
+        return cls(id=entry.id, actor=entry.actor, action=entry.action,
+                   object_type=entry.object_type, object_id=entry.object_id,
+                   details=entry.details or {}, created_at=entry.created_at)
+
+
+class WhoAmI(_View):
+    """Who the key belongs to."""
+
+    team_id: int
+    team: str
+    key_id: int
+    role: str
