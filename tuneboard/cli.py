@@ -6,11 +6,18 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from tuneboard import processes
+from tuneboard.client import ApiError, ConfigError, TuneboardClient
 from tuneboard.config import Settings, get_settings
 from tuneboard.db import migrate as migrations
 from tuneboard.db import session_scope
@@ -193,6 +200,206 @@ def key_revoke(team: Annotated[str, typer.Option()], key_id: int) -> None:
     except TuneboardError as err:
         _fail(err)
     typer.echo(json.dumps({"revoked": key_id}))
+
+
+# --- client commands: HTTP clients of the API (TUNEBOARD_URL, TUNEBOARD_API_KEY) ----------------
+
+studies_app = typer.Typer(help="Studies, over the API.", no_args_is_help=True)
+app.add_typer(studies_app, name="studies")
+_out = Console(highlight=False)
+_err = Console(stderr=True, highlight=False)
+FINISHED_STUDY_STATES = ("completed", "cancelled", "failed")
+JsonFlag = Annotated[bool, typer.Option("--json", help="print the API's JSON instead")]
+
+
+def _client_fail(err: Exception) -> NoReturn:
+    if isinstance(err, ApiError):
+        _err.print(f"[red]error[/red] {err.status} {escape(err.code)}: {escape(err.message)}")
+        details = err.details
+        if isinstance(details, list):
+            for item in details:
+                if isinstance(item, dict) and "field" in item:
+                    _err.print(f"  {escape(str(item['field']))}: {escape(str(item.get('reason')))}")
+        elif details:
+            _err.print(escape(json.dumps(details, indent=2)))
+    else:
+        _err.print(f"[red]error[/red] {escape(str(err))}")
+    raise typer.Exit(code=1)
+
+
+def _client() -> TuneboardClient:
+    try:
+        return TuneboardClient.from_env()
+    except ConfigError as err:
+        _client_fail(err)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _progress_line(data: dict[str, Any]) -> str:
+    counts = data["counts"]
+    return (
+        f"{time.strftime('%H:%M:%S')}  {data['state']:<9}  complete {counts['complete']}  "
+        f"pruned {counts['pruned']}  fail {counts['fail']}  running {counts['running']}  "
+        f"waiting {counts['waiting']}  best {_fmt(data.get('best_value'))}"
+    )
+
+
+def _follow(client: TuneboardClient, study_id: int, as_json: bool) -> str:
+    """Print the study's progress events until it finishes; returns its final state."""
+    while True:
+        for event, data in client.events(study_id):
+            if as_json:
+                typer.echo(json.dumps({"event": event, "data": data}))
+            elif event == "progress":
+                _out.print(_progress_line(data))
+        state: str = client.study(study_id)["state"]
+        if state in FINISHED_STUDY_STATES:
+            return state
+
+
+@app.command()
+def submit(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="study spec, YAML or JSON")
+    ],
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="resubmitting with the same key returns the same study")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--watch", help="then follow it until it ends")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Submit a study (POST /api/v1/studies); prints its id."""
+    try:
+        spec = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        _client_fail(ConfigError(f"{file}: not YAML or JSON: {err}"))
+    if not isinstance(spec, dict):
+        _client_fail(ConfigError(f"{file}: a study spec is a mapping (name, objective, ...)"))
+    with _client() as client:
+        try:
+            study = client.submit(spec, idempotency_key)
+            if as_json:
+                typer.echo(json.dumps(study))
+            else:
+                pairs = zip(study["metrics"], study["directions"], strict=False)
+                metrics = ", ".join(f"{m} ({d})" for m, d in pairs)
+                _out.print(f"Study {study['id']} [bold]{escape(study['name'])}[/bold] "
+                           f"{study['state']}: {escape(metrics)}")
+                if study.get("standard"):
+                    _out.print(f"  standard {escape(study['standard'])}")
+                if not follow:
+                    _out.print(f"  follow it: tuneboard watch {study['id']}")
+            if follow:
+                state = _follow(client, study["id"], as_json)
+                raise typer.Exit(code=0 if state == "completed" else 1)
+        except (ApiError, ConfigError) as err:
+            _client_fail(err)
+
+
+@app.command()
+def watch(study_id: int, as_json: JsonFlag = False) -> None:
+    """Follow a study until it finishes (exit 0 if it completed, else 1)."""
+    with _client() as client:
+        try:
+            state = _follow(client, study_id, as_json)
+            if not as_json:
+                best = client.study(study_id).get("best_trial")
+                summary = f"Study {study_id} {state}"
+                if best:
+                    summary += f"; best trial #{best['number']}: {_fmt(best['value'])}"
+                    summary += f" ({_fmt(best['params'])})"
+                _out.print(escape(summary))
+        except (ApiError, ConfigError) as err:
+            _client_fail(err)
+    raise typer.Exit(code=0 if state == "completed" else 1)
+
+
+@app.command()
+def leaderboard(
+    study_id: Annotated[
+        int | None, typer.Argument(help="a study; without it, the team-wide leaderboard")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 10,
+    accepted_only: Annotated[bool, typer.Option("--accepted-only")] = False,
+    metric: Annotated[str | None, typer.Option(help="team-wide: only this metric")] = None,
+    dataset: Annotated[str | None, typer.Option(help="team-wide: only this dataset")] = None,
+    standard: Annotated[str | None, typer.Option(help='team-wide: "name" or "name@N"')] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A study's best trials, or the best trial of each of the team's studies."""
+    with _client() as client:
+        try:
+            if study_id is not None:
+                board = client.leaderboard(study_id, limit=limit, accepted_only=accepted_only)
+                if as_json:
+                    typer.echo(json.dumps(board))
+                    return
+                title = f"Study {study_id}: {board['metric']} ({board['direction']})"
+                if board["multi_objective"]:
+                    title += ", ranked by the first objective"
+                table = Table(title=escape(title))
+                for column in ("rank", "trial", "value", "accepted", "epochs", "params"):
+                    table.add_column(column)
+                for e in board["items"]:
+                    table.add_row(str(e["rank"]), f"#{e['number']}", _fmt(e["value"]),
+                                  _fmt(e["accepted"]), str(e["epochs_run"]),
+                                  escape(_fmt(e["params"])))
+            else:
+                rows = client.team_leaderboard(limit=limit, metric=metric, dataset=dataset,
+                                               standard=standard, accepted_only=accepted_only)
+                if as_json:
+                    typer.echo(json.dumps(rows))
+                    return
+                table = Table(title="Team leaderboard: best trial per study")
+                for column in ("metric", "rank", "study", "dataset", "trial", "value",
+                               "accepted", "params"):
+                    table.add_column(column)
+                for r in rows:
+                    table.add_row(escape(f"{r['metric']} ({r['direction'][:3]})"), str(r["rank"]),
+                                  escape(f"{r['study_id']} {r['study_name']}"),
+                                  escape(_fmt(r["dataset"])), f"#{r['number']}", _fmt(r["value"]),
+                                  _fmt(r["accepted"]), escape(_fmt(r["params"])))
+        except (ApiError, ConfigError) as err:
+            _client_fail(err)
+    _out.print(table)
+
+
+@studies_app.command("list")
+def studies_list(
+    state: Annotated[str | None, typer.Option(help="queued, running, completed, ...")] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    standard: Annotated[str | None, typer.Option(help='"name" or "name@N"')] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """The team's studies, newest first."""
+    with _client() as client:
+        try:
+            rows = list(client.studies(state=state, name=name, standard=standard, limit=limit))
+        except (ApiError, ConfigError) as err:
+            _client_fail(err)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title="Studies")
+    for column in ("id", "name", "state", "metric", "standard", "complete", "pruned", "fail",
+                   "active", "created"):
+        table.add_column(column)
+    for s in rows:
+        c = s["counts"]
+        table.add_row(str(s["id"]), escape(s["name"]), s["state"], escape(", ".join(s["metrics"])),
+                      escape(_fmt(s["standard"])), str(c["complete"]), str(c["pruned"]),
+                      str(c["fail"]), str(c["running"] + c["waiting"]), s["created_at"][:19])
+    _out.print(table)
 
 
 if __name__ == "__main__":
