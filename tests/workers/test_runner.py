@@ -1,0 +1,162 @@
+"""The runner in this process (no Celery): claim, ask, run, report, tell, dispatch."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import optuna
+from sqlalchemy import select
+
+from tests.workers.conftest import Stack, Studies, steps_spec, wait_until
+from tuneboard.config import get_settings
+from tuneboard.db import session_scope
+from tuneboard.db.models import Trial
+from tuneboard.optimization.storage import SqlStorage
+from tuneboard.studies import service
+from workers import runner
+
+
+def run_waiting(studies: Studies, study_id: int, limit: int = 50) -> list[str | None]:
+    """Run the study's waiting trials one by one, as a single worker would, until none is left."""
+    outcomes: list[str | None] = []
+    for _ in range(limit):
+        waiting = [t.id for t in studies.trials(study_id) if t.state == "waiting"]
+        if not waiting:
+            return outcomes
+        outcomes.append(runner.run_trial(waiting[0], worker="test", settings=get_settings()))
+    raise AssertionError("the study never ran out of waiting trials")
+
+
+def test_study_runs_to_completion_with_metrics_and_bookkeeping(
+    local: Stack, studies: Studies
+) -> None:
+    sid = studies.create(steps_spec(n_trials=3, max_parallel=2, steps=3))
+    assert run_waiting(studies, sid) == ["complete"] * 3
+
+    study = studies.study(sid)
+    assert study.state == "completed" and study.started_at is not None
+    trials = studies.trials(sid)
+    assert [t.state for t in trials] == ["complete"] * 3
+    settings = get_settings()
+    for t in trials:
+        x = t.params["x"]
+        assert t.value == (x - 2.0) ** 2 + 1.0 / 3
+        assert t.epochs_run == 3 and t.worker == "test" and t.device == "cpu"
+        assert t.checkpoint_path == str(settings.checkpoint_root / str(sid) / str(t.number))
+        assert t.heartbeat_at is not None and t.error is None
+        metrics = studies.metrics(t.id)
+        assert sorted(metrics) == [1, 2, 3]
+        assert set(metrics[1]) == {"loss", "resumed_at", "seed"}
+        assert metrics[1]["seed"] == t.seed
+    frozen = SqlStorage(local.db_url).get_trial(trials[0].id)
+    assert sorted(frozen.intermediate_values) == [1, 2, 3]
+
+
+def test_a_second_delivery_finds_nothing_to_run(local: Stack, studies: Studies) -> None:
+    sid = studies.create(steps_spec(n_trials=1))
+    trial = studies.trials(sid)[0]
+    assert runner.run_trial(trial.id, worker="a", settings=get_settings()) == "complete"
+    assert runner.run_trial(trial.id, worker="b", settings=get_settings()) is None
+    assert runner.run_trial(10**9, worker="b", settings=get_settings()) is None
+    (again,) = studies.trials(sid)
+    assert again.worker == "a" and again.state == "complete"
+
+
+def test_an_objective_error_fails_the_trial_with_type_message_and_traceback(
+    local: Stack, studies: Studies
+) -> None:
+    sid = studies.create(steps_spec(n_trials=2, fail_at=2))
+    assert run_waiting(studies, sid) == ["fail", "fail"]
+    trial = studies.trials(sid)[0]
+    assert trial.error is not None
+    assert trial.error.startswith("RuntimeError: boom at step 2")
+    assert "tuneboard_worker_test_objectives.py" in trial.error  # the traceback's tail
+    assert trial.epochs_run == 1
+    frozen = SqlStorage(local.db_url).get_trial(trial.id)
+    assert frozen.state == optuna.trial.TrialState.FAIL
+    assert frozen.system_attrs["fail_reason"] == trial.error
+    assert studies.study(sid).state == "completed"
+
+
+def test_a_non_finite_result_fails_the_trial(local: Stack, studies: Studies) -> None:
+    sid = studies.create(steps_spec(n_trials=1, nan=True))
+    assert run_waiting(studies, sid) == ["fail"]
+    assert studies.trials(sid)[0].error == (
+        "ObjectiveResultError: the objective returned nan for loss"
+    )
+
+
+def test_an_unknown_objective_fails_the_trial(local: Stack, studies: Studies) -> None:
+    spec = steps_spec(n_trials=1)
+    spec["objective"]["entrypoint"] = "no-such-objective"
+    sid = studies.create(spec)
+    assert run_waiting(studies, sid) == ["fail"]
+    error = studies.trials(sid)[0].error
+    assert error is not None and error.startswith("UnknownObjective: no objective")
+
+
+def test_the_pruner_stops_a_trial_and_its_value_is_the_last_report(
+    local: Stack, studies: Studies
+) -> None:
+    spec = steps_spec(n_trials=1, steps=5)
+    spec["pruner"] = {"type": "threshold", "upper": 0.5}
+    sid = studies.create(spec)
+    assert run_waiting(studies, sid) == ["pruned"]
+    trial = studies.trials(sid)[0]
+    assert trial.state == "pruned" and trial.epochs_run == 1
+    assert trial.value == (trial.params["x"] - 2.0) ** 2 + 1.0
+
+
+def test_enqueued_parameters_are_used(local: Stack, studies: Studies) -> None:
+    sid = studies.create(steps_spec(n_trials=1))
+    with session_scope(local.db_url) as session:
+        service.enqueue_trial(session, studies.principal, sid, {"x": 1.5})
+    run_waiting(studies, sid)
+    manual = [t for t in studies.trials(sid) if t.origin == "manual"]
+    assert len(manual) == 1 and manual[0].params == {"x": 1.5} and manual[0].state == "complete"
+
+
+def test_multi_objective_values(local: Stack, studies: Studies) -> None:
+    spec = steps_spec(n_trials=2)
+    spec["objective"].update(metric=["loss", "resumed_at"], direction=["minimize", "maximize"])
+    sid = studies.create(spec)
+    assert run_waiting(studies, sid) == ["complete", "complete"]
+    for t in studies.trials(sid):
+        assert t.values is not None and len(t.values) == 2 and t.values[1] == 1.0
+
+
+def test_cancel_stops_the_running_trial_within_a_step(local: Stack, studies: Studies) -> None:
+    sid = studies.create(steps_spec(n_trials=3, max_parallel=2, steps=40, sleep_s=0.3))
+    first = studies.trials(sid)[0]
+    outcome: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(
+            runner.run_trial(first.id, worker="t", settings=get_settings())
+        )
+    )
+    thread.start()
+    wait_until(lambda: studies.trials(sid)[0].epochs_run >= 2, timeout=30,
+               message="two steps of the first trial")
+    studies.cancel(sid)
+    at_cancel = studies.trials(sid)[0].epochs_run
+    thread.join(timeout=30)
+    assert outcome == ["fail"]
+    trials = studies.trials(sid)
+    assert trials[0].error == "study cancelled"
+    # A poll at most every second, steps of 0.3 s: at most four more steps, not the 40.
+    assert trials[0].epochs_run <= at_cancel + 4
+    assert all(t.state == "fail" for t in trials)
+    assert trials[1].error == "study cancelled before this trial started"
+    assert run_waiting(studies, sid) == []
+
+
+def test_a_trial_whose_study_is_gone_from_the_queue_is_not_started(
+    local: Stack, studies: Studies
+) -> None:
+    sid = studies.create(steps_spec(n_trials=1))
+    studies.cancel(sid)
+    trial = studies.trials(sid)[0]
+    assert runner.run_trial(trial.id, worker="t", settings=get_settings()) is None
+    with session_scope(local.db_url) as session:
+        assert session.scalar(select(Trial.worker).where(Trial.id == trial.id)) is None
