@@ -7,8 +7,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from urllib.parse import quote
 
 import typer
 import yaml
@@ -400,6 +402,240 @@ def studies_list(
                       escape(_fmt(s["standard"])), str(c["complete"]), str(c["pruned"]),
                       str(c["fail"]), str(c["running"] + c["waiting"]), s["created_at"][:19])
     _out.print(table)
+
+
+standards_app = typer.Typer(
+    help="Standards: the team's versioned decision criteria, over the API.", no_args_is_help=True
+)
+app.add_typer(standards_app, name="standards")
+
+
+class StandardsClient(TuneboardClient):
+    """The standards endpoints of the API."""
+
+    def standards(self) -> Iterator[dict[str, Any]]:
+        return self._pages("/standards", {"limit": 200}, None)
+
+    def standard(self, name: str, version: int | None = None) -> dict[str, Any]:
+        path = f"/standards/{quote(name, safe='')}"
+        if version is not None:
+            path += f"/versions/{version}"
+        result: dict[str, Any] = self._request("GET", path)
+        return result
+
+    def publish(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Version 1 of a new standard, or the next version of an existing one."""
+        try:
+            result: dict[str, Any] = self._request("POST", "/standards", json=document)
+        except ApiError as err:
+            if err.code != "conflict" or not isinstance(document.get("name"), str):
+                raise
+            path = f"/standards/{quote(document['name'], safe='')}/versions"
+            result = self._request("POST", path, json=document)
+        return result
+
+    def diff(self, name: str, from_version: int, to_version: int) -> dict[str, Any]:
+        params = {"from": from_version, "to": to_version}
+        path = f"/standards/{quote(name, safe='')}/diff"
+        result: dict[str, Any] = self._request("GET", path, params=params)
+        return result
+
+    def check(self, standard: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {"standard": standard, "spec": spec}
+        result: dict[str, Any] = self._request("POST", "/standards/check", json=body)
+        return result
+
+
+def _standards_client() -> StandardsClient:
+    try:
+        client = StandardsClient.from_env()
+    except ConfigError as err:
+        _client_fail(err)
+    assert isinstance(client, StandardsClient)
+    return client
+
+
+def _yaml_mapping(file: Path, what: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        _client_fail(ConfigError(f"{file}: not YAML or JSON: {err}"))
+    if not isinstance(data, dict):
+        _client_fail(ConfigError(f"{file}: {what} is a mapping"))
+    return data
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None and v != {}}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _version_line(v: dict[str, Any]) -> str:
+    return (
+        f"{v['name']}@{v['version']}  {v['status']}  {v['author']}  {v['created_at'][:19]}  "
+        f"{v['changelog']}"
+    )
+
+
+@standards_app.command("list")
+def standards_list(as_json: JsonFlag = False) -> None:
+    """The team's standards, each at its newest version."""
+    client = _standards_client()
+    with client:
+        try:
+            rows = list(client.standards())
+        except (ApiError, ConfigError) as err:
+            _client_fail(err)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title="Standards")
+    for column in ("name", "version", "status", "rules", "criteria", "author", "created",
+                   "changelog"):
+        table.add_column(column)
+    for v in rows:
+        doc = v["document"]
+        table.add_row(escape(v["name"]), str(v["version"]), v["status"],
+                      str(len(doc["rules"])), str(len(doc["acceptance"])), escape(v["author"]),
+                      v["created_at"][:19], escape(v["changelog"]))
+    _out.print(table)
+
+
+@standards_app.command("show")
+def standards_show(
+    name: str,
+    version: Annotated[int | None, typer.Option(min=1, help="default: the newest")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A standard's document (as YAML you could publish) and its versions."""
+    client = _standards_client()
+    with client:
+        try:
+            shown = client.standard(name, version)
+        except (ApiError, ConfigError) as err:
+            _client_fail(err)
+    if as_json:
+        typer.echo(json.dumps(shown))
+        return
+    _out.print(escape(f"# {_version_line(shown)}"))
+    typer.echo(yaml.safe_dump(_without_nulls(shown["document"]), sort_keys=False).rstrip())
+    for v in shown.get("versions", []):
+        _out.print(escape(f"#   {_version_line({'name': shown['name'], **v})}"))
+
+
+@standards_app.command("publish")
+def standards_publish(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="standard document, YAML or JSON")
+    ],
+    changelog: Annotated[str | None, typer.Option(help="what this version changes")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Publish a standard: version 1 if the team has none by its name, else the next version
+    (maintainer role)."""
+    document = _yaml_mapping(file, "a standard (name, rules, defaults, acceptance)")
+    if changelog is not None:
+        document["changelog"] = changelog
+    client = _standards_client()
+    with client:
+        try:
+            published = client.publish(document)
+        except (ApiError, ConfigError) as err:
+            _client_fail(err)
+    if as_json:
+        typer.echo(json.dumps(published))
+    else:
+        _out.print(escape(f"Published {_version_line(published)}"))
+
+
+def _change(before: Any, after: Any) -> str:
+    return f"{json.dumps(before)} -> {json.dumps(after)}"
+
+
+def _diff_lines(d: dict[str, Any]) -> list[str]:
+    lines = []
+    description = d.get("description")
+    if description:
+        lines.append(f"description: {_change(description['before'], description['after'])}")
+    for rule in d["rules"]["added"]:
+        lines.append(f"+ rule {rule['param']}: {json.dumps(_without_nulls(rule))}")
+    for rule in d["rules"]["removed"]:
+        lines.append(f"- rule {rule['param']}: {json.dumps(_without_nulls(rule))}")
+    for rule in d["rules"]["changed"]:
+        for field, c in rule["changes"].items():
+            lines.append(f"~ rule {rule['param']}.{field}: {_change(c['before'], c['after'])}")
+    for c in d["defaults"]:
+        lines.append(f"~ defaults.{c['path']} ({c['kind']}): {_change(c['before'], c['after'])}")
+    for criterion in d["acceptance"]["added"]:
+        lines.append(f"+ acceptance: {json.dumps(criterion)}")
+    for criterion in d["acceptance"]["removed"]:
+        lines.append(f"- acceptance: {json.dumps(criterion)}")
+    return lines
+
+
+@standards_app.command("diff")
+def standards_diff(
+    name: str,
+    from_version: Annotated[int, typer.Option("--from", min=1, help="the older version")],
+    to_version: Annotated[int, typer.Option("--to", min=1, help="the newer version")],
+    as_json: JsonFlag = False,
+) -> None:
+    """What changed between two versions of a standard."""
+    client = _standards_client()
+    with client:
+        try:
+            changes = client.diff(name, from_version, to_version)
+        except (ApiError, ConfigError) as err:
+            _client_fail(err)
+    if as_json:
+        typer.echo(json.dumps(changes))
+        return
+    _out.print(escape(f"{name}@{from_version} -> {name}@{to_version}"))
+    for line in _diff_lines(changes) or ["no changes"]:
+        _out.print(escape(f"  {line}"))
+
+
+@standards_app.command("check")
+def standards_check(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="study spec, YAML or JSON")
+    ],
+    standard: Annotated[
+        str | None, typer.Option(help='"name" or "name@N"; default: the spec\'s `standard`')
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a study spec against a standard without creating anything. Exits 1 when the
+    spec breaks a rule and carries no override."""
+    spec = _yaml_mapping(file, "a study spec (name, objective, ...)")
+    ref = standard or spec.get("standard")
+    if not isinstance(ref, str):
+        _client_fail(ConfigError("no standard: pass --standard or name one in the spec"))
+    client = _standards_client()
+    with client:
+        try:
+            report = client.check(ref, spec)
+        except (ApiError, ConfigError) as err:
+            _client_fail(err)
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        verdict = "keeps" if report["ok"] else "breaks"
+        _out.print(escape(f"The spec {verdict} {report['standard']} ({report['status']})"))
+        for v in report["violations"]:
+            why = f" ({v['rationale']})" if v["rationale"] else ""
+            _out.print(escape(f"  x {v['rule']}: {v['reason']}{why}"))
+        if report["override"]:
+            _out.print(escape(f"  overridden: {report['override']}"))
+        for warning in report["warnings"]:
+            _out.print(escape(f"  warning: {warning}"))
+        if report["defaults_applied"]:
+            _out.print(escape(f"  defaults filled in: {', '.join(report['defaults_applied'])}"))
+    if not report["admissible"]:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":
