@@ -23,6 +23,11 @@ class InvalidInput(TuneboardError):
     code = "invalid"
 
     @classmethod
+    def at(cls, field: str, reason: str) -> InvalidInput:
+        """One bad field: the message and ``details`` name it, in the API's one details shape."""
+        return cls(f"{field}: {reason}", [{"field": field, "reason": reason}])
+
+    @classmethod
     def from_validation_error(
         cls, exc: ValidationError, prefix: tuple[str | int, ...] = ()
     ) -> InvalidInput:

@@ -301,10 +301,10 @@ def parse_document(data: Any) -> StandardDocument:
         return StandardDocument.model_validate(data)
     except ValidationError as exc:
         errors = [
-            {"field": _field_path(err["loc"]), "message": err["msg"].removeprefix("Value error, ")}
+            {"field": _field_path(err["loc"]), "reason": err["msg"].removeprefix("Value error, ")}
             for err in exc.errors(include_url=False)
         ]
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
         raise InvalidInput(f"invalid standard: {summary}", errors) from None
 
 

@@ -148,9 +148,7 @@ def resolve(session: Session, team_id: int, ref: str) -> StandardVersion:
     """``"name"``: the latest active version; ``"name@N"``: version N, deprecated or not."""
     match = REF_PATTERN.match(ref.strip()) if isinstance(ref, str) else None
     if match is None:
-        raise InvalidInput(
-            f"standard reference {ref!r} must be 'name' or 'name@N'", {"field": "standard"}
-        )
+        raise InvalidInput.at("standard", f"reference {ref!r} must be 'name' or 'name@N'")
     name, number = match["name"], match["version"]
     if number is not None:
         return get_version(session, team_id, name, int(number))
@@ -177,7 +175,7 @@ def admit(session: Session, team_id: int, spec: Mapping[str, Any]) -> AppliedSta
     try:
         version = resolve(session, team_id, ref)
     except NotFound as exc:
-        raise InvalidInput(exc.message, {"field": "standard"}) from None
+        raise InvalidInput.at("standard", exc.message) from None
     merged, report = _check(version, spec)
     if not report.admissible:
         reasons = "; ".join(v.reason for v in report.violations[:5])
@@ -286,8 +284,8 @@ def _publish(
     changelog: str,
 ) -> tuple[StandardVersion, StandardDiff]:
     if document.name != name:
-        raise InvalidInput(
-            f"document name {document.name!r} does not match standard {name!r}", {"field": "name"}
+        raise InvalidInput.at(
+            "name", f"document name {document.name!r} does not match standard {name!r}"
         )
     standard = repository.get_standard(session, principal.team_id, name, lock=True)
     if standard is None:
@@ -396,7 +394,7 @@ def _cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
     if not cursor.isdigit():
-        raise InvalidInput(f"invalid cursor {cursor!r}", {"field": "cursor"})
+        raise InvalidInput.at("cursor", f"invalid cursor {cursor!r}")
     return int(cursor)
 
 

@@ -44,9 +44,7 @@ def hash_key(raw: str) -> str:
 def create_team(session: Session, name: str, *, actor: str = "cli") -> tuple[Team, str]:
     """A team and its first admin key (returned in clear, once)."""
     if not TEAM_NAME.match(name):
-        raise InvalidInput(
-            "team name must be 1-100 letters, digits, '_', '.' or '-'", {"field": "name"}
-        )
+        raise InvalidInput.at("name", "team name must be 1-100 letters, digits, '_', '.' or '-'")
     if repository.get_team_by_name(session, name) is not None:
         raise Conflict(f"team {name!r} already exists")
     team = Team(name=name)
@@ -62,7 +60,7 @@ def create_key(
     session: Session, team: Team, role: str, *, actor: str, name: str = ""
 ) -> tuple[ApiKey, str]:
     if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", {"field": "role"})
+        raise InvalidInput.at("role", f"must be one of {', '.join(ROLES)}")
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(team_id=team.id, role=role, name=name, prefix=raw[:10], key_hash=hash_key(raw))
     session.add(key)

@@ -19,7 +19,7 @@ def _with(**changes: Any) -> dict[str, Any]:
 def _fields(data: dict[str, Any]) -> dict[str, str]:
     with pytest.raises(InvalidInput) as info:
         parse_document(data)
-    return {e["field"]: e["message"] for e in info.value.details}
+    return {e["field"]: e["reason"] for e in info.value.details}
 
 
 def test_the_design_example_parses_into_typed_criteria() -> None:
