@@ -113,7 +113,7 @@ def create_study(client: TestClient, team: Team, body: dict[str, Any] | None = N
 def run_trials(
     db_url: str,
     study_id: int,
-    values: list[float | None],
+    values: list[float | None] | list[tuple[float, float]],
     *,
     epochs: int = 3,
     metrics: bool = True,
@@ -133,9 +133,10 @@ def run_trials(
     numbers = []
     for i, value in enumerate(values):
         trial = ostudy.ask(space)
-        final = value if value is not None else 0.1
-        for step in range(epochs):
-            trial.report(final * (step + 1) / epochs, step)
+        final = value[0] if isinstance(value, tuple) else value if value is not None else 0.1
+        if not isinstance(value, tuple):
+            for step in range(epochs):
+                trial.report(final * (step + 1) / epochs, step)
         if metrics:
             with session_scope(db_url) as session:
                 row = repo.get_trial(session, study_id, trial.number)
@@ -154,6 +155,6 @@ def run_trials(
         if value is None:
             ostudy.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
-            ostudy.tell(trial, value)
+            ostudy.tell(trial, list(value) if isinstance(value, tuple) else value)
         numbers.append(trial.number)
     return numbers

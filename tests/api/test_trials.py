@@ -288,3 +288,28 @@ def test_team_leaderboard(client: TestClient, team: Team, other_team: Team, db_u
         client.get(url, params={"accepted_only": True}, headers=team.headers()).json()["items"]
         == []
     )
+
+
+def test_multi_objective_leaderboard_and_importance(
+    client: TestClient, team: Team, db_url: str
+) -> None:
+    body = spec(sampler={"type": "nsga2", "seed": 0})
+    body["objective"] = {
+        **body["objective"],
+        "metric": ["val_accuracy", "epoch_time_s"],
+        "direction": ["maximize", "minimize"],
+    }
+    study_id = create_study(client, team, body)
+    numbers = run_trials(db_url, study_id, [(0.7, 2.0), (0.9, 5.0), (0.8, 1.0), (0.6, 0.5)])
+    board = client.get(f"{API}/studies/{study_id}/leaderboard", headers=team.headers()).json()
+    assert board["multi_objective"] is True and board["metric"] == "val_accuracy"
+    assert [e["number"] for e in board["items"]] == [numbers[1], numbers[2], numbers[0], numbers[3]]
+    assert board["items"][0]["values"] == [pytest.approx(0.9), pytest.approx(5.0)]
+    for objective, metric in ((0, "val_accuracy"), (1, "epoch_time_s")):
+        for evaluator in ("fanova", "ped_anova"):
+            result = client.get(
+                f"{API}/studies/{study_id}/importance",
+                params={"objective": objective, "evaluator": evaluator},
+                headers=team.headers(),
+            ).json()
+            assert result["metric"] == metric and result["n_trials"] == 4

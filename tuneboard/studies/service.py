@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from tuneboard.optimization.storage import SqlStorage
 from tuneboard.queue import enqueue_after_commit
 from tuneboard.standards import service as standards
 from tuneboard.standards.service import AppliedStandard
+from tuneboard.studies import counts as trial_counts
 from tuneboard.studies import dispatch
 from tuneboard.studies import repository as repo
 from tuneboard.studies.schemas import StudySpec, spec_hash
@@ -190,14 +192,15 @@ def list_studies(
         session, principal.team_id, limit=limit, before_id=before_id, state=state, name=name,
         standard_version_ids=version_ids,
     )
-    counts = repo.trial_state_counts_many(session, [s.id for s in studies])
+    counts = trial_counts.trial_state_counts(session, [s.id for s in studies])
     return [(s, counts[s.id]) for s in studies]
 
 
 def study_overview(session: Session, study: Study) -> tuple[dict[str, int], Trial | None]:
     """Trial counts per state and the best complete trial (by the first objective)."""
     best = leaderboard.study_leaderboard(session, study, limit=1)
-    return repo.trial_state_counts(session, study.id), best[0].trial if best else None
+    counts = trial_counts.trial_state_counts(session, [study.id])[study.id]
+    return counts, best[0].trial if best else None
 
 
 def list_trials(
@@ -294,10 +297,16 @@ def parameter_importance(
         ),
         "ped_anova": optuna.importance.PedAnovaImportanceEvaluator,
     }[evaluator]()
+    # Single objective: no target, so evaluators read the study's direction. Several: the chosen
+    # objective, negated when maximised (PED-ANOVA looks for what makes a target low).
+    sign = -1.0 if directions[objective] == "maximize" else 1.0
+    target = None if len(directions) == 1 else (lambda t: sign * t.values[objective])
     try:
-        importances = optuna.importance.get_param_importances(
-            sample, evaluator=chosen, target=lambda t: t.values[objective]
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            importances = optuna.importance.get_param_importances(
+                sample, evaluator=chosen, target=target
+            )
     except (ValueError, RuntimeError) as err:
         return result({}, str(err))
     if not importances:
