@@ -78,8 +78,10 @@ def translate_db_error(exc: SQLAlchemyError) -> TuneboardError:
     if isinstance(exc, IntegrityError):
         return Conflict("the request conflicts with a concurrent change; retry it")
     if isinstance(exc, DataError):
-        reason = "a value cannot be stored (out of range, or a NUL character in text)"
-        return InvalidInput(reason, [{"field": "body", "reason": reason}])
+        return InvalidInput.at(
+            "request",
+            "a value cannot be stored or compared (out of range, or a NUL character in text)",
+        )
     if isinstance(exc, DBAPIError | PoolTimeoutError):
         return Unavailable("the database is unavailable; retry later")
     return Unavailable("the database could not complete the request; retry later")

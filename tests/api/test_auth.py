@@ -76,6 +76,11 @@ def test_admin_routes_need_admin(client: TestClient, team: Team, role: str) -> N
         403,
         "forbidden",
     )
+    if role == "member":
+        document = {"name": "house-rules", "rules": [], "changelog": "first"}
+        assert_error(
+            client.post(f"{API}/standards", json=document, headers=headers), 403, "forbidden"
+        )
 
 
 def test_keys_create_list_revoke(client: TestClient, team: Team, other_team: Team) -> None:

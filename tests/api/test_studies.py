@@ -235,3 +235,12 @@ def test_unknown_study_and_out_of_range_ids(client: TestClient, team: Team) -> N
     assert_error(client.get(f"{API}/studies/{2**63}", headers=team.headers()), 422, "invalid")
     assert_error(client.get(f"{API}/studies/abc", headers=team.headers()), 422, "invalid")
     assert_error(client.get(f"{API}/studies/0", headers=team.headers()), 422, "invalid")
+
+
+def test_values_the_database_cannot_take_are_4xx(client: TestClient, team: Team) -> None:
+    for path in ["/studies?name=%00", "/leaderboard?metric=a%00", "/leaderboard?standard=%00"]:
+        response = client.get(API + path, headers=team.headers())
+        assert response.status_code in (200, 422), response.text
+    body = spec(description="a\u0000b")
+    response = client.post(f"{API}/studies", json=body, headers=team.headers("member"))
+    assert response.status_code in (201, 422), response.text

@@ -260,15 +260,13 @@ def parameter_importance(
     ``IMPORTANCE_MAX_TRIALS``). Too few trials, or no parameter common to them, give empty
     importances and the reason, not an error."""
     if evaluator not in IMPORTANCE_EVALUATORS:
-        raise InvalidInput(
-            f"evaluator: must be one of {', '.join(IMPORTANCE_EVALUATORS)}",
-            [{"field": "evaluator", "reason": f"unknown evaluator {evaluator!r}"}],
+        raise InvalidInput.at(
+            "evaluator", f"unknown {evaluator!r}; one of {', '.join(IMPORTANCE_EVALUATORS)}"
         )
     directions = [str(d).lower() for d in study.directions or ["minimize"]]
     if not 0 <= objective < len(directions):
-        raise InvalidInput(
-            f"objective: this study has {len(directions)} objective(s)",
-            [{"field": "objective", "reason": f"must be between 0 and {len(directions) - 1}"}],
+        raise InvalidInput.at(
+            "objective", f"must be between 0 and {len(directions) - 1} for this study"
         )
     metrics = ((study.spec or {}).get("objective") or {}).get("metric")
     names = [metrics] if isinstance(metrics, str) else list(metrics or [])
