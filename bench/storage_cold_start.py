@@ -5,7 +5,8 @@ PostgreSQL databases of one server: Tuneboard's schema (migrations, then SqlStor
 and plain Optuna's RDBStorage (bulk inserts into its tables). Then, in a fresh process per
 measurement, loads the study and times ``study.ask(space)`` (every parameter sampled) with a
 RandomSampler and a TPESampler, and prints both side by side (design section 8: under 1 s;
-plain Optuna about 17 s). The databases (tb_bench_*) are dropped at the end.
+plain Optuna about 17 s), with the same ask over Optuna's InMemoryStorage: the sampler's own
+share, which no storage can remove. The databases (tb_bench_*) are dropped at the end.
 
     python bench/storage_cold_start.py [--trials 20000] [--steps 20] [--repeats 3]
 """
@@ -149,11 +150,7 @@ def seed_optuna(url: str, trials: list[FrozenTrial]) -> None:
 
 
 def first_ask(store: str, url: str, sampler_name: str) -> dict[str, float]:
-    sampler: optuna.samplers.BaseSampler = (
-        optuna.samplers.TPESampler(seed=1)
-        if sampler_name == "tpe"
-        else optuna.samplers.RandomSampler(seed=1)
-    )
+    sampler = make_sampler(sampler_name)
     import alembic.migration  # noqa: F401  (both stores' imports happen before the clock starts)
 
     from tuneboard.optimization.storage import SqlStorage
@@ -166,6 +163,21 @@ def first_ask(store: str, url: str, sampler_name: str) -> dict[str, float]:
     elapsed = {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu_start}
     study.tell(trial, state=TrialState.FAIL)  # leave the study as it was for the next run
     return elapsed
+
+
+def sampler_alone(trials: list[FrozenTrial], sampler_name: str) -> dict[str, float]:
+    """The same first ask over Optuna's InMemoryStorage: the sampler's own share of the time."""
+    study = optuna.create_study(sampler=make_sampler(sampler_name))
+    study.add_trials(trials)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    study.ask(SPACE)
+    return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu_start}
+
+
+def make_sampler(name: str) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=1)
+    return optuna.samplers.RandomSampler(seed=1)
 
 
 def measure(store: str, url: str, sampler: str) -> dict[str, float]:
@@ -205,6 +217,9 @@ def main() -> None:
             for sampler in SAMPLERS
             for store in names
         }
+        for sampler in SAMPLERS:
+            runs = [sampler_alone(trials, sampler) for _ in range(args.repeats)]
+            results["memory", sampler] = runs
     finally:
         for name in names.values():
             drop_database(name)
@@ -214,12 +229,15 @@ def main() -> None:
         f"trials x {args.steps} reports, on PostgreSQL; wall time, median of {args.repeats} "
         "processes (min), and the asking process's CPU time"
     )
-    print(f"{'sampler':<8} {'Tuneboard SqlStorage':>28} {'Optuna RDBStorage':>28} {'speed-up':>9}")
+    stores = ("tuneboard", "optuna", "memory")
+    header = ["Tuneboard SqlStorage", "Optuna RDBStorage", "sampler alone (in-memory)"]
+    print(f"{'sampler':<8}" + "".join(f"{h:>30}" for h in header) + f"{'speed-up':>10}")
     for sampler in SAMPLERS:
-        ours, theirs = results["tuneboard", sampler], results["optuna", sampler]
-        cells = [_cell(runs) for runs in (ours, theirs)]
-        ratio = _median(theirs, "wall") / _median(ours, "wall")
-        print(f"{sampler:<8} {cells[0]:>28} {cells[1]:>28} {ratio:>8.1f}x")
+        cells = "".join(f"{_cell(results[store, sampler]):>30}" for store in stores)
+        ratio = _median(results["optuna", sampler], "wall") / _median(
+            results["tuneboard", sampler], "wall"
+        )
+        print(f"{sampler:<8}{cells}{ratio:>9.1f}x")
 
 
 def _median(runs: list[dict[str, float]], key: str) -> float:

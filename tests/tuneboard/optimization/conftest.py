@@ -35,10 +35,10 @@ class _SqliteCursor(sqlite3.Cursor):
         return _count(super().fetchone())
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
-        return _count(super().fetchmany(self.arraysize if size is None else size))  # type: ignore[no-any-return]
+        return _count(super().fetchmany(self.arraysize if size is None else size))
 
     def fetchall(self) -> list[Any]:
-        return _count(super().fetchall())  # type: ignore[no-any-return]
+        return _count(super().fetchall())
 
 
 class _SqliteConnection(sqlite3.Connection):
@@ -51,10 +51,10 @@ class _PostgresCursor(psycopg.Cursor[Any]):
         return _count(super().fetchone())
 
     def fetchmany(self, size: int = 0) -> list[Any]:
-        return _count(super().fetchmany(size))  # type: ignore[no-any-return]
+        return _count(super().fetchmany(size))
 
     def fetchall(self) -> list[Any]:
-        return _count(super().fetchall())  # type: ignore[no-any-return]
+        return _count(super().fetchall())
 
 
 def _counting_cursors(dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ def test_studies_map_to_study_rows(db_url: str) -> None:
         generated = conn.scalar(sa.select(Study.optuna_name).where(Study.id == unnamed))
     assert (row.name, row.optuna_name, row.team_id, row.state) == ("s", "s", None, "running")
     assert row.directions == ["minimize", "maximize"]
-    assert generated.startswith(optuna.storages._base.DEFAULT_STUDY_NAME_PREFIX)
+    assert str(generated).startswith(optuna.storages._base.DEFAULT_STUDY_NAME_PREFIX)
 
 
 def test_a_study_created_through_the_api_is_optimised_like_any_other(db_url: str) -> None:

@@ -4,6 +4,7 @@ so these follow its own tests, with heartbeats backdated in the database instead
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from unittest.mock import Mock
 
 import optuna
@@ -35,7 +36,7 @@ def ask(study: optuna.Study) -> optuna.Trial:
 
 
 @pytest.mark.parametrize("kwargs", [{"heartbeat_interval": 0}, {"grace_period": -1}])
-def test_invalid_interval_or_grace_period(db_url: str, kwargs: dict[str, int]) -> None:
+def test_invalid_interval_or_grace_period(db_url: str, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         SqlStorage(db_url, **kwargs)
 
