@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from tuneboard.db.models import Standard, StandardVersion, Study, Trial
@@ -68,7 +68,7 @@ def study_leaderboard(
         Trial.value.is_not(None),
     ]
     if accepted_only:
-        conds.append(Trial.accepted.is_(True))
+        conds.append(Trial.accepted == true())
     if after is not None:
         beyond = Trial.value < after.value if maximize else Trial.value > after.value
         conds.append(or_(beyond, and_(Trial.value == after.value, Trial.number > after.number)))
@@ -126,7 +126,7 @@ def team_leaderboard(
         t = aliased(Trial)
         conds = [t.study_id == Study.id, t.state == "complete", t.value.is_not(None)]
         if accepted_only:
-            conds.append(t.accepted.is_(True))
+            conds.append(t.accepted == true())
         order = t.value.desc() if descending else t.value.asc()
         return (
             select(t.id)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -149,6 +150,15 @@ class Trial(Base):
         CheckConstraint(_in("origin", TRIAL_ORIGINS), name="origin"),
         Index(None, "study_id", "state", "value"),
         Index(None, "state", "heartbeat_at"),
+        # The accepted-only leaderboard, ranked without scanning rejected trials. The predicate
+        # is spelled as each dialect renders a bare boolean column, so the planners match it.
+        Index(
+            "ix_trials_accepted_leaderboard",
+            "study_id",
+            "value",
+            postgresql_where=text("state = 'complete' AND accepted"),
+            sqlite_where=text("state = 'complete' AND accepted = 1"),
+        ),
         {"sqlite_autoincrement": True},
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, event, func, inspect, select
+from sqlalchemy import Select, event, func, inspect, select, true
 from sqlalchemy.orm import Mapper, Session, aliased
 
 from tuneboard.db.models import Standard, StandardVersion, Study, Trial
@@ -131,7 +131,7 @@ def best_accepted_trial(session: Session, study_id: int, *, maximize: bool) -> T
         .where(
             Trial.study_id == study_id,
             Trial.state == "complete",
-            Trial.accepted.is_(True),
+            Trial.accepted == true(),
             Trial.value.is_not(None),
         )
         .order_by(order, Trial.number)

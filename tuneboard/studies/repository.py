@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, literal, select, update
+from sqlalchemy import Select, and_, delete, func, insert, literal, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from tuneboard.db.models import (
@@ -257,7 +258,7 @@ def best_trials(
 ) -> list[Trial]:
     conds = [Trial.study_id == study_id, Trial.state == "complete", Trial.value.is_not(None)]
     if accepted_only:
-        conds.append(Trial.accepted.is_(True))
+        conds.append(Trial.accepted == true())
     order = Trial.value.desc() if maximize else Trial.value.asc()
     stmt = select(Trial).where(and_(*conds)).order_by(order, Trial.number).limit(limit)
     return list(session.scalars(stmt))
@@ -328,9 +329,14 @@ def record_report(
     now: datetime,
     *,
     replace: bool = False,
+    intermediate_values: dict[int, float] | None = None,
 ) -> None:
     """One step's metrics, the epochs run and a heartbeat; ``replace`` overwrites a step already
-    stored (a resumed retry repeating the epoch its predecessor reported but did not save)."""
+    stored (a resumed retry repeating the epoch its predecessor reported but did not save).
+
+    ``intermediate_values``, when given, is the running trial's whole Optuna intermediate-value
+    record (its only writer is the worker running it), written in the same transaction.
+    """
     if replace and metrics:
         session.execute(
             delete(TrialMetric).where(
@@ -340,10 +346,13 @@ def record_report(
             )
         )
     insert_metrics(session, trial_id, step, metrics)
+    values: dict[str, Any] = {"epochs_run": step, "heartbeat_at": now}
+    if intermediate_values is not None:
+        values["intermediate_values"] = {
+            str(s): v if math.isfinite(v) else str(v) for s, v in intermediate_values.items()
+        }
     session.execute(
-        update(Trial)
-        .where(Trial.id == trial_id, Trial.state == "running")
-        .values(epochs_run=step, heartbeat_at=now)
+        update(Trial).where(Trial.id == trial_id, Trial.state == "running").values(values)
     )
 
 
