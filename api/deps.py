@@ -60,8 +60,14 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    with unit_of_work(request.app.state.session_factory) as session:
+    state = request.app.state
+    read = request.method in READ_METHODS
+    factory = state.read_session_factory if read else state.session_factory
+    with unit_of_work(factory) as session:
         yield session
 
 
@@ -79,11 +85,11 @@ def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    # A transaction of its own: on SQLite every transaction holds the write lock, and routes
-    # that work outside the request's session (importance, events) must not wait on it.
+    # A short read of its own, so that routes working outside the request's session
+    # (importance, events) never wait on it.
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-    with unit_of_work(request.app.state.session_factory) as session:
+    with unit_of_work(request.app.state.read_session_factory) as session:
         return authenticate(session, credentials.credentials)
 
 

@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.session_factory = get_session_factory(settings.database_url)
+    app.state.read_session_factory = get_session_factory(settings.database_url, read_only=True)
     app.state.metrics = Metrics(settings)
     configure_client(settings)
 

@@ -52,7 +52,7 @@ async def study_events(
     once: bool = False,
     max_s: Annotated[float, Query(gt=0, le=3600, description="Close after this long.")] = 600,
 ) -> AsyncIterator[ServerSentEvent]:
-    factory = request.app.state.session_factory
+    factory = request.app.state.read_session_factory
     team_id, study_id = study.team_id, study.id
     assert team_id is not None
     deadline = time.monotonic() + max_s

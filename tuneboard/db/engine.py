@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
-_factories: dict[str, sessionmaker[Session]] = {}
+_factories: dict[tuple[str, bool], sessionmaker[Session]] = {}
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "tuneboard_read_only"
 
 
 def normalize_url(url: str) -> str:
@@ -46,7 +47,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only sessions (see ``get_session_factory``) begin DEFERRED: under WAL they read a
+        # snapshot without taking the write lock, so GETs never queue behind a writer.
+        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -74,14 +78,18 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
-def get_session_factory(url: str) -> sessionmaker[Session]:
-    url = normalize_url(url)
+def get_session_factory(url: str, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions on the URL's engine. ``read_only`` sessions must not write: on SQLite they do not
+    take the write lock (elsewhere they are ordinary sessions)."""
+    key = (normalize_url(url), read_only)
     with _lock:
-        factory = _factories.get(url)
+        factory = _factories.get(key)
     if factory is None:
-        factory = sessionmaker(get_engine(url), expire_on_commit=False)
+        engine = get_engine(url)
+        bind = engine.execution_options(**{READ_ONLY_OPTION: True}) if read_only else engine
+        factory = sessionmaker(bind, expire_on_commit=False)
         with _lock:
-            _factories.setdefault(url, factory)
+            factory = _factories.setdefault(key, factory)
     return factory
 
 
