@@ -55,7 +55,7 @@ from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneboard.db.base import utcnow
-from tuneboard.db.engine import get_engine, normalize_url
+from tuneboard.db.engine import READ_ONLY_OPTION, get_engine, normalize_url
 from tuneboard.db.models import Study, Trial
 
 FailedTrialCallback = Callable[["optuna.Study", FrozenTrial], None]
@@ -307,18 +307,22 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.failed_trial_callback = failed_trial_callback
+        self._attach()
+
+    def _attach(self) -> None:
         self._engine = get_engine(self.url)
+        # Reads never write: on SQLite they read a snapshot without taking the write lock.
+        self._reader = self._engine.execution_options(**{READ_ONLY_OPTION: True})
         self._cache = _cache_for(self.url)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["_engine"], state["_cache"]
+        del state["_engine"], state["_reader"], state["_cache"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._engine = get_engine(self.url)
-        self._cache = _cache_for(self.url)
+        self._attach()
 
     @staticmethod
     def clear_cache() -> None:
@@ -367,7 +371,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
 
     def get_study_id_from_name(self, study_name: str) -> int:
         query = sa.select(_STUDIES.c.id).where(_STUDIES.c.optuna_name == study_name)
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             study_id = conn.execute(query).scalar_one_or_none()
         if study_id is None:
             raise KeyError(f"No study with name '{study_name}' exists.")
@@ -400,7 +404,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             _STUDIES.c.user_attrs,
             _STUDIES.c.system_attrs,
         ).order_by(_STUDIES.c.id)
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(query).all()
         return [
             FrozenStudy(
@@ -415,7 +419,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         ]
 
     def _study_column(self, study_id: int, column: sa.Column[Any]) -> Any:
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(sa.select(column).where(_STUDIES.c.id == study_id)).one_or_none()
         if row is None:
             raise KeyError(f"No study with study_id {study_id} exists.")
@@ -606,7 +610,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         query = sa.select(_TRIALS.c.id).where(
             _TRIALS.c.study_id == study_id, _TRIALS.c.number == trial_number
         )
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             trial_id = conn.execute(query).scalar_one_or_none()
         if trial_id is None:
             raise KeyError(
@@ -617,7 +621,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
 
     def get_trial_param(self, trial_id: int, param_name: str) -> float:
         query = sa.select(_TRIALS.c.params).where(_TRIALS.c.id == trial_id)
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             params = conn.execute(query).scalar_one_or_none()
         if params is None:
             raise KeyError(f"No trial with trial_id {trial_id} exists.")
@@ -630,7 +634,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         if cached is not None:
             return cached
         query = sa.select(*_TRIAL_COLUMNS).where(_TRIALS.c.id == trial_id)
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(query).one_or_none()
         if row is None:
             raise KeyError(f"No trial with trial_id {trial_id} exists.")
@@ -662,7 +666,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         reading only the trials this process has not seen finished."""
         study = self._cache.study(study_id)
         with study.lock:
-            with self._engine.connect() as conn:
+            with self._reader.connect() as conn:
                 rows = conn.execute(self._changed_trials_query(study_id, study)).all()
             if not rows:
                 self._cache.forget_study(study_id)
@@ -702,7 +706,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             states = (state,) if isinstance(state, TrialState) else state
             count = count.where(_TRIALS.c.state.in_([_DB_STATE[s] for s in states]))
         query = sa.select(count.scalar_subquery()).where(_STUDIES.c.id == study_id)
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             n = conn.execute(query).scalar_one_or_none()
         if n is None:
             raise KeyError(f"No study with study_id {study_id} exists.")
@@ -717,7 +721,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         complete = sa.select(_TRIALS.c.id).where(
             _TRIALS.c.study_id == study_id, _TRIALS.c.state == "complete"
         )
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             # Served by the (study_id, state, value) index; NaN values are NULL and never best.
             trial_id = conn.execute(
                 complete.where(value.is_not(None)).order_by(best_first, _TRIALS.c.number).limit(1)
@@ -746,7 +750,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             _TRIALS.c.heartbeat_at < utcnow() - timedelta(seconds=grace_period),
             _TRIALS.c.study_id == study_id,
         )
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             return list(conn.execute(query).scalars())
 
     def get_heartbeat_interval(self) -> int | None:
