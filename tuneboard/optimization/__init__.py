@@ -1,5 +1,6 @@
 """Optuna glue: search space, sampler and pruner factories, and the storage over our tables."""
 
+from tuneboard.optimization.params import external_params
 from tuneboard.optimization.pruners import make_pruner
 from tuneboard.optimization.samplers import make_sampler
 from tuneboard.optimization.space import (
@@ -10,11 +11,12 @@ from tuneboard.optimization.space import (
     to_distributions,
     validate_fixed_params,
 )
-
-# SqlStorage (tuneboard/optimization/storage.py) is exported here too, once it exists.
+from tuneboard.optimization.storage import SqlStorage
 
 __all__ = [
     "InvalidParamsError",
+    "SqlStorage",
+    "external_params",
     "grid_search_space",
     "make_pruner",
     "make_sampler",
