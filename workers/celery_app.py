@@ -8,20 +8,16 @@ is the embedded one (kombu's SQLAlchemy transport on SQLite under ``TUNEBOARD_HO
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
-from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 from tuneboard.config import get_settings
 from tuneboard.db import dispose_engines
 from tuneboard.queue import make_celery
+from workers.broker import declare_queues
 
-__all__ = ["app", "declare_queues"]
-
-log = logging.getLogger(__name__)
+__all__ = ["app"]
 
 _settings = get_settings()
 _settings.home.mkdir(parents=True, exist_ok=True)
@@ -30,25 +26,9 @@ app = make_celery(_settings, main="tuneboard-worker")
 app.conf.include = ["workers.tasks"]
 
 
-def declare_queues(celery: Celery, names: list[str], attempts: int = 10) -> None:
-    """Create ``names`` on the broker. kombu's SQLAlchemy transport creates a queue with a
-    check-then-insert that two processes starting together can both lose (a unique-constraint
-    error); a fresh connection then finds the queue the other one created."""
-    for attempt in range(1, attempts + 1):
-        try:
-            with celery.connection_for_write() as conn:
-                for name in names:
-                    conn.default_channel.queue_declare(queue=name)
-            return
-        except Exception as exc:
-            if attempt == attempts:
-                raise
-            log.debug("declaring queues %s: %s; trying again", names, exc)
-            time.sleep(0.1 * attempt)
-
-
 @worker_init.connect
 def _declare_embedded_queues(sender: Any, **_: Any) -> None:
+    # kombu's SQLAlchemy transport cannot create a queue from two processes at once.
     if app.conf.broker_url.startswith("sqla+"):
         declare_queues(app, list(sender.app.amqp.queues))
 

@@ -39,6 +39,7 @@ from tuneboard.optimization.params import external_params
 from tuneboard.queue import celery_client, enqueue_after_commit
 from tuneboard.studies import dispatch, verdicts
 from tuneboard.studies import repository as repo
+from workers.broker import ready_messages
 
 __all__ = ["ReapReport", "reap_once", "redispatch_after_s", "run_forever"]
 
@@ -135,15 +136,19 @@ def resend_undelivered(
     cutoff = now - timedelta(seconds=redispatch_after_s(settings))
     with session_scope(settings.database_url) as session:
         overdue = repo.undelivered_waiting_trials(session, cutoff)
-        by_queue: dict[str, list[int]] = defaultdict(list)
-        for trial_id, spec in overdue:
-            by_queue[dispatch.queue_of(spec)].append(trial_id)
-        owed = [
-            (trial_id, queue)
-            for queue, ids in by_queue.items()
-            if queue_is_empty(app, queue)
-            for trial_id in ids
-        ]
+    by_queue: dict[str, list[int]] = defaultdict(list)
+    for trial_id, spec in overdue:
+        by_queue[dispatch.queue_of(spec)].append(trial_id)
+    # The broker is asked outside any transaction: never wait on it holding a database lock.
+    owed = [
+        (trial_id, queue)
+        for queue, ids in by_queue.items()
+        if queue_is_empty(app, queue)
+        for trial_id in ids
+    ]
+    if not owed:
+        return
+    with session_scope(settings.database_url) as session:
         repo.mark_dispatched(session, [trial_id for trial_id, _ in owed], now)
         enqueue_after_commit(session, owed)
     report.resent += len(owed)
@@ -152,13 +157,7 @@ def resend_undelivered(
 def queue_is_empty(app: Celery, queue: str) -> bool:
     """No message ready on ``queue``. When the broker cannot tell, say empty: a needless
     re-send costs a duplicate delivery, which the claim makes harmless."""
-    try:
-        with app.connection_for_read() as conn:
-            declared = conn.default_channel.queue_declare(queue=queue, passive=True)
-            return int(declared.message_count) == 0
-    except Exception as exc:
-        log.debug("cannot count messages on queue %s: %s", queue, exc)
-        return True
+    return not ready_messages(app, queue)
 
 
 def settle_studies(settings: Settings, report: ReapReport) -> None:

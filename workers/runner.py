@@ -20,7 +20,7 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -35,16 +35,17 @@ from optuna.trial import TrialState
 from tuneboard.config import Settings, get_settings
 from tuneboard.db import session_scope, utcnow
 from tuneboard.db.models import Study
-from tuneboard.objective import TrialContext, TrialPruned
+from tuneboard.objective import Objective, TrialContext, TrialPruned
 from tuneboard.optimization import make_pruner, make_sampler, suggest_params
 from tuneboard.optimization.storage import SqlStorage
+from tuneboard.queue import enqueue_after_commit
 from tuneboard.studies import dispatch, verdicts
 from tuneboard.studies import repository as repo
 from tuneboard.studies.schemas import StudySpec
 from workers import devices
 from workers.objectives import load_objective
 
-__all__ = ["LATEST_CHECKPOINT", "TrialAborted", "run_trial"]
+__all__ = ["LATEST_CHECKPOINT", "TrialAborted", "TrialRun", "run_trial"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,13 @@ def _storage(url: str) -> SqlStorage:
     return SqlStorage(url)
 
 
+@lru_cache(maxsize=64)
+def _objective(builtin: str | None, entrypoint: str | None) -> Objective:
+    # Scanning installed entry points costs milliseconds per trial; what is installed only
+    # changes with a worker restart.
+    return load_objective({"builtin": builtin, "entrypoint": entrypoint})
+
+
 @dataclass(frozen=True)
 class _Claim:
     trial_id: int
@@ -86,9 +94,34 @@ class _Claim:
     judged: bool
 
 
-def run_trial(trial_id: int, *, worker: str, settings: Settings | None = None) -> str | None:
-    """Run trial ``trial_id`` if it is still waiting; returns its final state, or None when
-    there was nothing to run."""
+@dataclass(frozen=True)
+class TrialRun:
+    """What running a trial did: its final state, the trials the study was then owed and that
+    were sent to ``queue`` (after the commit that created them), and the one kept to run here."""
+
+    trial_id: int
+    state: str
+    queue: str
+    dispatched: list[int]
+    kept: int | None = None
+
+
+KeepNext = Callable[[str], bool]
+
+
+def run_trial(
+    trial_id: int,
+    *,
+    worker: str,
+    settings: Settings | None = None,
+    keep_next: KeepNext | None = None,
+) -> TrialRun | None:
+    """Run trial ``trial_id`` if it is still waiting; None when there was nothing to run.
+
+    ``keep_next(queue)`` true: of the trials the study is owed next, the first is not sent to
+    ``queue`` but returned as ``kept``, for the caller to run at once (if the caller dies first,
+    the reaper sends it). The others are sent as usual.
+    """
     settings = settings or get_settings()
     claim = _claim(settings, trial_id, worker)
     if claim is None:
@@ -99,8 +132,11 @@ def run_trial(trial_id: int, *, worker: str, settings: Settings | None = None) -
         state, final_metrics = _run_claimed(settings, claim)
     finally:
         heartbeat.stop()
-    _settle(settings, claim, final_metrics)
-    return state
+    queue = dispatch.queue_of(claim.spec)
+    # Asked before the settling transaction: never wait on the broker holding a database lock.
+    keep = keep_next is not None and keep_next(queue)
+    sent, kept = _settle(settings, claim, final_metrics, keep)
+    return TrialRun(trial_id=trial_id, state=state, queue=queue, dispatched=sent, kept=kept)
 
 
 def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
@@ -138,6 +174,7 @@ def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
         repo.set_checkpoint_path(session, trial_id, checkpoint_dir)
         log.info("trial %s/%d (attempt %d) claimed by %s on %s", study.id, trial.number,
                  trial.attempt, worker, device)
+        queued = study.state == "queued"
         claim = _Claim(
             trial_id=trial_id,
             study_id=study.id,
@@ -151,10 +188,11 @@ def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
             retried_trial_id=retried.id if retried is not None else None,
             judged=study.standard_version_id is not None,
         )
-    # A transaction of its own: locking the study while holding the trial could deadlock with a
-    # cancel, which locks the study and then the waiting trials.
-    with session_scope(settings.database_url) as session:
-        repo.start_study(session, claim.study_id, utcnow())
+    if queued:
+        # A transaction of its own: locking the study while holding the trial could deadlock
+        # with a cancel, which locks the study and then the waiting trials.
+        with session_scope(settings.database_url) as session:
+            repo.start_study(session, claim.study_id, utcnow())
     return claim
 
 
@@ -184,9 +222,12 @@ def _run_claimed(settings: Settings, claim: _Claim) -> tuple[str, dict[str, floa
         reporter = _Reporter(url, storage, trial, claim,
                              None if spec.is_multi_objective else spec.metrics[0], stop)
         ctx = _context(spec, claim, params, reporter, stop)
-        objective = load_objective(ctx.config["objective"])
+        objective = _objective(spec.objective.builtin, spec.objective.entrypoint)
         _seed_everything(claim.seed)
-        result = objective(ctx)
+        try:
+            result = objective(ctx)
+        finally:
+            reporter.close()  # every report stored before the trial is told finished
         if stop.reason == CANCELLED:
             raise TrialAborted(CANCELLED)
         values = _values(result, spec.metrics)
@@ -239,14 +280,22 @@ def _context(
     )
 
 
-def _settle(settings: Settings, claim: _Claim, final_metrics: dict[str, float]) -> None:
-    """Judge the finished trial against the study's standard, then dispatch what is owed."""
+def _settle(
+    settings: Settings, claim: _Claim, final_metrics: dict[str, float], keep: bool
+) -> tuple[list[int], int | None]:
+    """Judge the finished trial against the study's standard, then dispatch what is owed:
+    ``dispatch.dispatch``, less the trial kept to run here if ``keep``."""
     with session_scope(settings.database_url) as session:
         if claim.judged:
             trial = repo.get_trial_by_id(session, claim.trial_id)
             if trial is not None:
                 verdicts.judge(session, trial, final_metrics)
-        dispatch.dispatch(session, claim.study_id)
+        owed = dispatch.plan(session, claim.study_id)
+        kept = None
+        if owed and keep:
+            kept, owed = owed[0][0], owed[1:]
+        enqueue_after_commit(session, owed)
+    return [trial_id for trial_id, _ in owed], kept
 
 
 def _seed_everything(seed: int) -> None:
@@ -317,7 +366,8 @@ class _StopCheck:
         self.claim = claim
         self.timeout_s = ((claim.spec.get("budget") or {}).get("timeout_s"))
         self.reason: str | None = None
-        self._polled_at = -math.inf
+        # The claim has just seen the study active: the first poll can wait its turn.
+        self._polled_at = time.monotonic()
 
     def __call__(self) -> bool:
         if self.reason is not None:
@@ -356,9 +406,10 @@ def _stop_reason(
 
 @dataclass
 class _Reporter:
-    """``ctx.report``: one short transaction per step for all its metrics, the epochs run and a
-    heartbeat; then the study metric to Optuna's pruner. A retry that resumed from a checkpoint
-    first inherits the steps its predecessor ran before it."""
+    """``ctx.report``: hands each step to a :class:`_ReportWriter` (all its metrics, the study
+    metric's intermediate value, the epochs run, a heartbeat) and asks Optuna's pruner, without
+    waiting for the database. A retry that resumed from a checkpoint first inherits the steps
+    its predecessor ran before it."""
 
     url: str
     storage: SqlStorage
@@ -367,36 +418,138 @@ class _Reporter:
     metric: str | None
     stop: _StopCheck
     last_metrics: dict[str, float] = field(default_factory=dict)
+    _intermediate: dict[int, float] = field(default_factory=dict)
     _max_step: int = -1
+    _writer: _ReportWriter | None = None
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
         step = int(step)
         values = {str(k): float(v) for k, v in metrics.items()}
         inherit = self._max_step < 0 and self.claim.retried_trial_id is not None and step > 1
-        # Read through the storage before this transaction: on SQLite it holds the write lock.
         inherited = self._inherited_intermediates(step) if inherit else {}
-        with session_scope(self.url) as session:
-            if inherit:
-                assert self.claim.retried_trial_id is not None
-                repo.copy_metrics(session, self.claim.retried_trial_id, self.claim.trial_id, step)
-            repo.record_report(session, self.claim.trial_id, step, values, utcnow(),
-                               replace=step <= self._max_step)
+        new: dict[int, float] = {}
+        if self.metric is not None:
+            new = {**inherited, **({step: values[self.metric]} if self.metric in values else {})}
+            self._intermediate.update(new)
+        if self._writer is None:
+            self._writer = _ReportWriter(self.url, self.claim)
+        self._writer.put(
+            step, values,
+            replace=step <= self._max_step,
+            copy_before=step if inherit else None,
+            intermediate_values=dict(self._intermediate) if new else None,
+        )
+        for s, v in new.items():
+            _remember_intermediate(self.trial, s, v)
         self._max_step = max(self._max_step, step)
         self.last_metrics = values
         if self.stop() and self.stop.abort:
             raise TrialAborted(self.stop.reason)
-        if self.metric is None or self.metric not in values:
-            return
-        for earlier, value in sorted(inherited.items()):
-            self.trial.report(value, earlier)
-        self.trial.report(values[self.metric], step)
-        if self.trial.should_prune():
+        if step in new and self.trial.should_prune():
             raise TrialPruned(f"pruned at step {step}")
+
+    def close(self) -> None:
+        """Wait until every report is stored; raises if storing one failed."""
+        if self._writer is not None:
+            self._writer.close()
 
     def _inherited_intermediates(self, before_step: int) -> dict[int, float]:
         assert self.claim.retried_trial_id is not None
         source = self.storage.get_trial(self.claim.retried_trial_id)
         return {s: v for s, v in source.intermediate_values.items() if s < before_step}
+
+
+@dataclass
+class _Batch:
+    steps: dict[int, dict[str, float]] = field(default_factory=dict)
+    replace: set[int] = field(default_factory=set)
+    copy_before: int | None = None
+    intermediate_values: dict[int, float] | None = None
+
+
+class _ReportWriter:
+    """Stores reports from a thread of its own, one transaction for whatever accumulated while
+    the previous one ran, so that a fast objective does not wait for a commit per step. The
+    pruner needs no wait either: it reads this trial's steps from Optuna's in-memory trial."""
+
+    def __init__(self, url: str, claim: _Claim) -> None:
+        self.url = url
+        self.claim = claim
+        self._batch = _Batch()
+        self._busy = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"reports-{claim.trial_id}")
+        self._thread.start()
+
+    def put(
+        self,
+        step: int,
+        metrics: dict[str, float],
+        *,
+        replace: bool,
+        copy_before: int | None,
+        intermediate_values: dict[int, float] | None,
+    ) -> None:
+        with self._cond:
+            self._raise_failure()
+            batch = self._batch
+            batch.steps[step] = {**batch.steps.get(step, {}), **metrics}
+            if replace:
+                batch.replace.add(step)
+            if copy_before is not None:
+                batch.copy_before = copy_before
+            if intermediate_values is not None:
+                batch.intermediate_values = intermediate_values
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"storing the trial's reports failed: {self._error}") from (
+                self._error
+            )
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._batch.steps and not self._closed:
+                    self._cond.wait()
+                if not self._batch.steps:
+                    return
+                batch, self._batch = self._batch, _Batch()
+            try:
+                self._write(batch)
+            except BaseException as exc:
+                with self._cond:
+                    self._error = exc
+                log.exception("storing reports of trial id %s failed", self.claim.trial_id)
+                return
+
+    def _write(self, batch: _Batch) -> None:
+        with session_scope(self.url) as session:
+            repo.commit_without_flush(session)
+            if batch.copy_before is not None and self.claim.retried_trial_id is not None:
+                repo.copy_metrics(session, self.claim.retried_trial_id, self.claim.trial_id,
+                                  batch.copy_before)
+            repo.record_reports(
+                session, self.claim.trial_id, batch.steps, utcnow(),
+                replace=batch.replace, intermediate_values=batch.intermediate_values,
+            )
+
+
+def _remember_intermediate(trial: optuna.trial.Trial, step: int, value: float) -> None:
+    # What ``Trial.report`` does after its own storage write, so that ``should_prune`` sees the
+    # step; ours went into the report's transaction instead, one commit per step instead of two.
+    trial._cached_frozen_trial.intermediate_values[step] = value
 
 
 class _Heartbeat:
@@ -421,6 +574,7 @@ class _Heartbeat:
         while not self._stopped.wait(self.interval_s):
             try:
                 with session_scope(self.url) as session:
+                    repo.commit_without_flush(session)
                     repo.touch_heartbeat(session, self.trial_id, utcnow())
             except Exception:  # a missed beat is retried at the next; the grace period covers it
                 log.exception("heartbeat of trial id %s failed", self.trial_id)

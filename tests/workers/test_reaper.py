@@ -11,24 +11,13 @@ import pytest
 from sqlalchemy import update
 
 from tests.workers.conftest import Stack, Studies, steps_spec
-from tests.workers.test_runner import run_waiting
+from tests.workers.test_runner import purge, queue_size, run, run_waiting
 from tuneboard.config import get_settings
 from tuneboard.db import session_scope, utcnow
 from tuneboard.db.models import Trial
 from tuneboard.optimization.storage import SqlStorage
-from tuneboard.queue import celery_client
 from tuneboard.studies import repository as repo
-from workers import reaper, runner
-
-
-def queue_size(queue: str = "default") -> int:
-    with celery_client().connection_for_read() as conn:
-        return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
-
-
-def purge(queue: str = "default") -> None:
-    with celery_client().connection_for_write() as conn:
-        conn.default_channel.queue_purge(queue)
+from workers import reaper
 
 
 def lose_a_trial(studies: Studies, study_id: int, *, steps_done: int, silent_s: float) -> Trial:
@@ -49,9 +38,11 @@ def lose_a_trial(studies: Studies, study_id: int, *, steps_done: int, silent_s: 
     for step in range(1, steps_done + 1):
         loss = (x - 2.0) ** 2 + 1.0 / step
         with session_scope(url) as session:
-            repo.record_report(session, trial.id, step,
-                               {"loss": loss, "resumed_at": 1.0, "seed": float(trial.seed or 0)},
-                               utcnow())
+            repo.record_reports(
+                session, trial.id,
+                {step: {"loss": loss, "resumed_at": 1.0, "seed": float(trial.seed or 0)}},
+                utcnow(),
+            )
         ask.report(loss, step)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     (checkpoint_dir / "latest.pt").write_text(json.dumps({"step": steps_done}))
@@ -137,8 +128,7 @@ def test_the_heartbeat_keeps_a_quiet_trial_alive(
     trial = studies.trials(sid)[0]
     outcome: list[str | None] = []
     thread = threading.Thread(
-        target=lambda: outcome.append(runner.run_trial(trial.id, worker="t",
-                                                       settings=get_settings()))
+        target=lambda: outcome.append(run(trial.id))
     )
     thread.start()
     while thread.is_alive():

@@ -13,8 +13,27 @@ from tuneboard.config import get_settings
 from tuneboard.db import session_scope
 from tuneboard.db.models import Trial
 from tuneboard.optimization.storage import SqlStorage
+from tuneboard.queue import celery_client
 from tuneboard.studies import service
 from workers import runner
+from workers.broker import ready_messages
+
+
+def queue_size(queue: str = "default") -> int:
+    count = ready_messages(celery_client(), queue)
+    assert count is not None
+    return count
+
+
+def purge(queue: str = "default") -> None:
+    with celery_client().pool.acquire(block=True) as conn:
+        conn.default_channel.queue_purge(queue)
+
+
+def run(trial_id: int, worker: str = "test") -> str | None:
+    """The trial's final state, or None when there was nothing to run."""
+    done = runner.run_trial(trial_id, worker=worker, settings=get_settings())
+    return done.state if done is not None else None
 
 
 def run_waiting(studies: Studies, study_id: int, limit: int = 50) -> list[str | None]:
@@ -24,7 +43,7 @@ def run_waiting(studies: Studies, study_id: int, limit: int = 50) -> list[str | 
         waiting = [t.id for t in studies.trials(study_id) if t.state == "waiting"]
         if not waiting:
             return outcomes
-        outcomes.append(runner.run_trial(waiting[0], worker="test", settings=get_settings()))
+        outcomes.append(run(waiting[0]))
     raise AssertionError("the study never ran out of waiting trials")
 
 
@@ -56,9 +75,9 @@ def test_study_runs_to_completion_with_metrics_and_bookkeeping(
 def test_a_second_delivery_finds_nothing_to_run(local: Stack, studies: Studies) -> None:
     sid = studies.create(steps_spec(n_trials=1))
     trial = studies.trials(sid)[0]
-    assert runner.run_trial(trial.id, worker="a", settings=get_settings()) == "complete"
-    assert runner.run_trial(trial.id, worker="b", settings=get_settings()) is None
-    assert runner.run_trial(10**9, worker="b", settings=get_settings()) is None
+    assert run(trial.id, worker="a") == "complete"
+    assert run(trial.id, worker="b") is None
+    assert run(10**9, worker="b") is None
     (again,) = studies.trials(sid)
     assert again.worker == "a" and again.state == "complete"
 
@@ -131,9 +150,7 @@ def test_cancel_stops_the_running_trial_within_a_step(local: Stack, studies: Stu
     first = studies.trials(sid)[0]
     outcome: list[Any] = []
     thread = threading.Thread(
-        target=lambda: outcome.append(
-            runner.run_trial(first.id, worker="t", settings=get_settings())
-        )
+        target=lambda: outcome.append(run(first.id))
     )
     thread.start()
     wait_until(lambda: studies.trials(sid)[0].epochs_run >= 2, timeout=30,
@@ -157,6 +174,23 @@ def test_a_trial_whose_study_is_gone_from_the_queue_is_not_started(
     sid = studies.create(steps_spec(n_trials=1))
     studies.cancel(sid)
     trial = studies.trials(sid)[0]
-    assert runner.run_trial(trial.id, worker="t", settings=get_settings()) is None
+    assert run(trial.id) is None
     with session_scope(local.db_url) as session:
         assert session.scalar(select(Trial.worker).where(Trial.id == trial.id)) is None
+
+
+def test_the_next_trial_is_kept_to_run_here_or_sent(local: Stack, studies: Studies) -> None:
+    purge()
+    sid = studies.create(steps_spec(n_trials=3))
+    purge()
+    first = studies.trials(sid)[0]
+    done = runner.run_trial(first.id, worker="t", settings=get_settings(),
+                            keep_next=lambda queue: True)
+    assert done is not None and done.dispatched == [] and done.kept is not None
+    assert done.queue == "default" and queue_size() == 0
+    second = runner.run_trial(done.kept, worker="t", settings=get_settings(),
+                              keep_next=lambda queue: False)
+    assert second is not None and second.state == "complete" and second.kept is None
+    assert len(second.dispatched) == 1 and queue_size() == 1
+    assert run_waiting(studies, sid) == ["complete"]
+    assert studies.study(sid).state == "completed"

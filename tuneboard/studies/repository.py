@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, literal, select, true, update
+from sqlalchemy import Select, and_, delete, func, insert, literal, select, text, true, update
 from sqlalchemy.orm import Session, aliased
 
 from tuneboard.db.models import (
@@ -321,32 +321,45 @@ def set_checkpoint_path(session: Session, trial_id: int, path: str) -> None:
     session.execute(update(Trial).where(Trial.id == trial_id).values(checkpoint_path=path))
 
 
-def record_report(
+def commit_without_flush(session: Session) -> None:
+    """Let this transaction's commit return before PostgreSQL flushes it to disk (a no-op on
+    SQLite, whose WAL commits do not flush either): for writes a server crash may lose without
+    harm, such as metrics and heartbeats. Others see them at commit as usual."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+def record_reports(
     session: Session,
     trial_id: int,
-    step: int,
-    metrics: dict[str, float],
+    steps: Mapping[int, Mapping[str, float]],
     now: datetime,
     *,
-    replace: bool = False,
-    intermediate_values: dict[int, float] | None = None,
+    replace: Collection[int] = (),
+    intermediate_values: Mapping[int, float] | None = None,
 ) -> None:
-    """One step's metrics, the epochs run and a heartbeat; ``replace`` overwrites a step already
-    stored (a resumed retry repeating the epoch its predecessor reported but did not save).
+    """Steps' metrics, the epochs run and a heartbeat, in three statements whatever the number
+    of steps. Steps in ``replace`` overwrite those stored (a step reported again, or a resumed
+    retry repeating the epoch its predecessor reported but did not save).
 
     ``intermediate_values``, when given, is the running trial's whole Optuna intermediate-value
-    record (its only writer is the worker running it), written in the same transaction.
+    record (its only writer is the worker running it), non-finite floats as strings.
     """
-    if replace and metrics:
+    if not steps:
+        return
+    if replace:
         session.execute(
-            delete(TrialMetric).where(
-                TrialMetric.trial_id == trial_id,
-                TrialMetric.step == step,
-                TrialMetric.name.in_(list(metrics)),
-            )
+            delete(TrialMetric).where(TrialMetric.trial_id == trial_id,
+                                      TrialMetric.step.in_(list(replace)))
         )
-    insert_metrics(session, trial_id, step, metrics)
-    values: dict[str, Any] = {"epochs_run": step, "heartbeat_at": now}
+    rows = [
+        {"trial_id": trial_id, "step": step, "name": name, "value": value}
+        for step, metrics in steps.items()
+        for name, value in metrics.items()
+    ]
+    if rows:
+        session.execute(insert(TrialMetric), rows)
+    values: dict[str, Any] = {"epochs_run": max(steps), "heartbeat_at": now}
     if intermediate_values is not None:
         values["intermediate_values"] = {
             str(s): v if math.isfinite(v) else str(v) for s, v in intermediate_values.items()

@@ -1,0 +1,18 @@
+"""The benchmarks' objective, registered by the ``.dist-info`` beside it (a directory on
+``PYTHONPATH`` is enough for ``importlib.metadata`` to find the entry point)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+REPORTS = 20
+
+
+def noop(ctx: Any) -> float:
+    """No work: ``REPORTS`` reports of ``loss`` (a function of ``x``), then the last one."""
+    x = float(ctx.params["x"])
+    loss = 0.0
+    for step in range(1, REPORTS + 1):
+        loss = (x - 2.0) ** 2 + 1.0 / step
+        ctx.report(step, loss=loss)
+    return loss
