@@ -41,9 +41,6 @@ TIMINGS = {
 }
 READY_TIMEOUT_S = 90.0
 
-if str(PLUGINS) not in sys.path:
-    sys.path.insert(0, str(PLUGINS))
-
 
 def wait_until(
     predicate: Callable[[], Any], *, timeout: float, message: str, interval: float = 0.2
@@ -281,9 +278,15 @@ def steps_spec(
 
 
 @pytest.fixture
-def local(db_url: str, tmp_path: Path, client_env: Callable[[Stack], None]) -> Stack:
+def local(
+    db_url: str,
+    tmp_path: Path,
+    client_env: Callable[[Stack], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Stack:
     """This process as the worker and reaper (no Celery process): the database, an embedded
-    broker on a file of its own, and the settings pointed at them."""
+    broker on a file of its own, the settings pointed at them, and the test objectives."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
     home = tmp_path / "home"
     home.mkdir()
     stack = Stack(db_url=db_url, broker_url=f"sqla+sqlite:///{home / 'broker.db'}", home=home)
