@@ -1,4 +1,5 @@
-"""api -> tuneboard <- workers, checked at run time (import-linter checks the static imports)."""
+"""api -> tuneboard <- workers, checked at run time (import-linter checks the static imports;
+the training loop's own boundary test is in tests/workers/training/test_boundaries.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,3 @@ def test_the_api_loads_neither_torch_nor_workers() -> None:
     assert "torch" not in loaded
     assert "workers" not in loaded
 
-
-def test_the_training_loop_loads_neither_celery_nor_optuna() -> None:
-    loaded = _modules_after_import("workers.training")
-    assert "celery" not in loaded
-    assert "optuna" not in loaded
