@@ -232,25 +232,37 @@ def _run_claimed(settings: Settings, claim: _Claim) -> tuple[str, dict[str, floa
             raise TrialAborted(CANCELLED)
         values = _values(result, spec.metrics)
         final = {**reporter.last_metrics, **_numeric(result, spec.metrics)}
+        _record_final_metrics(storage, claim, final)
         study.tell(trial, values, skip_if_finished=True)
         log.info("trial %s/%d complete: %s", claim.study_id, claim.number, values)
         return "complete", final
     except (TrialPruned, optuna.TrialPruned):
-        assert study is not None and trial is not None
+        assert study is not None and trial is not None and reporter is not None
+        _record_final_metrics(storage, claim, reporter.last_metrics)
         study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         log.info("trial %s/%d pruned", claim.study_id, claim.number)
-        return "pruned", reporter.last_metrics if reporter else {}
+        return "pruned", reporter.last_metrics
     except Exception as exc:
         error = _describe(exc)
         log.info("trial %s/%d failed: %s", claim.study_id, claim.number, error.splitlines()[0])
         with session_scope(url) as session:
             repo.record_trial_error(session, claim.trial_id, error)
+        last_metrics = reporter.last_metrics if reporter else {}
         if study is not None and trial is not None:
             storage.set_trial_system_attr(claim.trial_id, "fail_reason", error)
+            _record_final_metrics(storage, claim, last_metrics)
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         elif storage.get_trial(claim.trial_id).state == TrialState.RUNNING:
             storage.set_trial_state_values(claim.trial_id, TrialState.FAIL)
-        return "fail", reporter.last_metrics if reporter else {}
+        return "fail", last_metrics
+
+
+def _record_final_metrics(storage: SqlStorage, claim: _Claim, metrics: dict[str, float]) -> None:
+    """What the verdict records on the trial, written while it still runs: a finished trial's
+    Optuna fields never change (processes cache them), so the verdict rewrites the same value."""
+    if claim.judged:
+        storage.set_trial_system_attr(claim.trial_id, verdicts.FINAL_METRICS_ATTR,
+                                      verdicts.encode_metrics(metrics))
 
 
 def _context(

@@ -14,7 +14,9 @@ from tuneboard.db import session_scope
 from tuneboard.db.models import Trial
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.queue import celery_client
-from tuneboard.studies import service
+from tuneboard.standards import StandardDocument
+from tuneboard.standards import service as standards
+from tuneboard.studies import service, verdicts
 from workers import runner
 from workers.broker import ready_messages
 
@@ -194,3 +196,20 @@ def test_the_next_trial_is_kept_to_run_here_or_sent(local: Stack, studies: Studi
     assert len(second.dispatched) == 1 and queue_size() == 1
     assert run_waiting(studies, sid) == ["complete"]
     assert studies.study(sid).state == "completed"
+
+
+def test_trials_of_a_study_with_a_standard_get_a_verdict(local: Stack, studies: Studies) -> None:
+    document = StandardDocument.model_validate({
+        "name": "quad", "rules": [],
+        "acceptance": [{"metric": "loss", "op": "<=", "value": 1.5}],
+    })
+    with session_scope(local.db_url) as session:
+        standards.create_standard(session, studies.principal, document)
+    sid = studies.create({**steps_spec(n_trials=4, sampler="tpe"), "standard": "quad"})
+    assert run_waiting(studies, sid) == ["complete"] * 4
+    storage = SqlStorage(local.db_url)
+    for t in studies.trials(sid):
+        assert t.value is not None and t.verdict is not None
+        assert t.accepted == (t.value <= 1.5)
+        attrs = storage.get_trial(t.id).system_attrs
+        assert attrs[verdicts.FINAL_METRICS_ATTR]["loss"] == t.value
