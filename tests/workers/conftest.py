@@ -147,11 +147,12 @@ def broker_for(db_url: str, home: Path) -> str:
     return REDIS_URL
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shared_stack(
     migrated_db: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """Two workers consuming ``default`` and a reaper, shared by the tests of one backend."""
+    """Two workers consuming ``default`` and a reaper, shared by the tests of one module and
+    backend; stopped after them, so that they never act on another module's trials."""
     home = tmp_path_factory.mktemp("stack")
     stack = Stack(db_url=migrated_db, broker_url=broker_for(migrated_db, home), home=home)
     try:

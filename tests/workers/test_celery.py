@@ -1,12 +1,11 @@
 """Trials through real Celery worker processes: SQLite with the embedded broker, PostgreSQL with
-Redis. Two shared workers (``w1``, ``w2``) and a reaper serve most tests; the test that kills a
-worker starts its own."""
+Redis. Two workers (``w1``, ``w2``) and a reaper serve every test of this module (the test that
+kills a worker, in test_worker_loss.py, starts its own)."""
 
 from __future__ import annotations
 
 import itertools
 import re
-import signal
 import time
 from collections.abc import Callable
 
@@ -125,32 +124,3 @@ def test_a_trial_that_kills_its_process_stops_after_max_retries(
         ("fail", 1, "sampler"), ("fail", 2, "retry"),
     ]
     assert all((t.error or "").startswith("worker lost: no heartbeat for") for t in trials)
-
-
-def test_a_killed_worker_s_trial_is_retried_and_resumes_from_its_checkpoint(
-    own_stack: Stack, client_env: Callable[[Stack], None], studies: Studies
-) -> None:
-    client_env(own_stack)
-    workers = {name: own_stack.start_worker(name, queues="kill") for name in ("ka", "kb")}
-    own_stack.wait_ready(*workers.values(), own_stack.start_reaper())
-    sid = studies.create(steps_spec(n_trials=1, queue="kill", steps=12, sleep_s=0.4))
-    running = wait_until(
-        lambda: next((t for t in studies.trials(sid)
-                      if t.state == "running" and t.epochs_run >= 3), None),
-        timeout=60, message="the trial to run three steps",
-    )
-    victim = (running.worker or "").split("@")[0]
-    workers[victim].kill(signal.SIGKILL)
-
-    assert studies.wait_finished(sid, own_stack, timeout=90).state == "completed"
-    lost, retry = studies.trials(sid)
-    assert lost.state == "fail" and (lost.error or "").startswith("worker lost: no heartbeat for")
-    assert f"(worker {running.worker})" in (lost.error or "")
-    assert retry.state == "complete" and retry.origin == "retry"
-    assert (retry.attempt, retry.retry_of, retry.seed) == (2, lost.number, lost.seed)
-    assert retry.params == lost.params and retry.worker is not None
-    assert not retry.worker.startswith(victim)
-    metrics = studies.metrics(retry.id)
-    assert sorted(metrics) == list(range(1, 13))
-    resumed_at = metrics[12]["resumed_at"]
-    assert resumed_at is not None and resumed_at >= 4
