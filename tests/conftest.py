@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -8,6 +9,8 @@ import pytest
 from tests.db_support import BACKENDS, create_database, drop_database, empty_database
 
 os.environ.setdefault("TUNEBOARD_ENVIRONMENT", "test")
+# Embedded defaults (broker, checkpoints) land in a scratch directory, not the checkout.
+os.environ.setdefault("TUNEBOARD_HOME", tempfile.mkdtemp(prefix="tuneboard-test-home-"))
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

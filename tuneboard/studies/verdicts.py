@@ -58,21 +58,25 @@ def encode_metrics(metrics: Mapping[str, float]) -> dict[str, Any]:
 
 
 def judge(session: Session, trial: Trial, final_metrics: Mapping[str, float]) -> Verdict | None:
-    """Record ``final_metrics`` on the finished ``trial`` and judge it (or the candidate it
-    re-runs). Returns the verdict written on the candidate, if any. Flushes, never commits."""
-    trial.system_attrs = {**(trial.system_attrs or {}),
-                          FINAL_METRICS_ATTR: encode_metrics(final_metrics)}
+    """Judge the finished ``trial`` (or settle the candidate it re-runs for a stability
+    criterion) and store the verdict. Returns the verdict written, if any. Flushes, never commits.
+
+    Only our columns (``verdict``, ``accepted``) are written: a finished trial's Optuna fields
+    never change. The runner records each trial's final metrics under ``FINAL_METRICS_ATTR``
+    while the trial still runs; stability settlements read the re-runs' from there.
+    """
     study = session.get(Study, trial.study_id)
     if study is None or study.standard_version is None:
         return None
     doc = document_for(study.standard_version)
-    if trial.origin == "stability":
-        candidate = repo.get_trial(session, study.id, int(trial.system_attrs[STABILITY_OF_ATTR]))
+    rerun_of = (trial.system_attrs or {}).get(STABILITY_OF_ATTR)
+    if rerun_of is not None:  # a stability re-run, or a retry of one (origin "retry")
+        candidate = repo.get_trial(session, study.id, int(rerun_of))
         return _settle_candidate(session, study, doc, candidate) if candidate else None
     if trial.state != "complete":
         _store(trial, _not_complete(trial, study.standard_version))
         return None
-    verdict = evaluate(doc.acceptance, trial.system_attrs[FINAL_METRICS_ATTR],
+    verdict = evaluate(doc.acceptance, encode_metrics(final_metrics),
                        standard=version_ref(study.standard_version))
     if verdict.pending:
         _start_stability_runs(session, study, doc, trial)
@@ -126,12 +130,17 @@ def _settle_candidate(
 ) -> Verdict | None:
     reruns = list(
         session.scalars(
-            select(Trial).where(Trial.study_id == study.id, Trial.origin == "stability")
+            select(Trial).where(
+                Trial.study_id == study.id, Trial.origin.in_(("stability", "retry"))
+            )
         )
     )
     mine = [t for t in reruns if (t.system_attrs or {}).get(STABILITY_OF_ATTR) == candidate.number]
     if any(t.state not in FINISHED_TRIAL_STATES for t in mine):
         return None
+    # A lost re-run was retried: its failed attempt is replaced, not evidence.
+    retried = {t.retry_of for t in mine if t.retry_of is not None}
+    mine = [t for t in mine if t.number not in retried]
     metrics = (candidate.system_attrs or {}).get(FINAL_METRICS_ATTR, {})
     stability_metrics = {c.stability.metric for c in doc.acceptance
                          if isinstance(c, StabilityCriterion)}
