@@ -133,6 +133,9 @@ class Study(Base):
     user_attrs: Mapped[dict[str, Any]] = mapped_column(OptunaJSON, default=dict)
     system_attrs: Mapped[dict[str, Any]] = mapped_column(OptunaJSON, default=dict)
     next_trial_number: Mapped[int] = mapped_column(Integer, default=0)
+    # Trials the sampler was asked for within budget.n_trials (kept by the dispatcher under
+    # the study lock, so the budget check need not count the study's trials).
+    sampler_trials: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -150,6 +153,13 @@ class Trial(Base):
         CheckConstraint(_in("origin", TRIAL_ORIGINS), name="origin"),
         Index(None, "study_id", "state", "value"),
         Index(None, "state", "heartbeat_at"),
+        Index(
+            "ix_trials_retries",
+            "study_id",
+            "retry_of",
+            postgresql_where=text("retry_of IS NOT NULL"),
+            sqlite_where=text("retry_of IS NOT NULL"),
+        ),
         # The accepted-only leaderboard, ranked without scanning rejected trials. The predicate
         # is spelled as each dialect renders a bare boolean column, so the planners match it.
         Index(

@@ -75,12 +75,13 @@ def plan(session: Session, study_id: int, now: datetime | None = None) -> list[t
         stop = "timeout"
     elif counts["failed"] > int(budget.get("max_failed", 10)):
         stop = "max_failed"
-    remaining = int(budget.get("n_trials", 1)) - counts["sampler_created"]
+    remaining = int(budget.get("n_trials", 1)) - study.sampler_trials
     free = int(budget.get("max_parallel", 1)) - counts["active"]
 
     if stop is None and remaining > 0 and free > 0:
         n = min(remaining, free)
         first = repo.allocate_trial_numbers(session, study.id, n)
+        study.sampler_trials += n
         trials = [
             new_trial(study, first + i, origin="sampler", now=now, system_attrs={})
             for i in range(n)
