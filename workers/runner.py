@@ -56,6 +56,7 @@ STOP_POLL_INTERVAL_S = 1.0
 ERROR_MAX_CHARS = 4000
 TRACEBACK_TAIL_LINES = 12
 CANCELLED = "study cancelled"
+TIMED_OUT = "budget.timeout_s reached before this trial started"
 
 
 class TrialAborted(Exception):
@@ -158,6 +159,11 @@ def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
         except RuntimeError as err:
             device_error = str(err)
         now = utcnow()
+        if dispatch.timed_out(study, now):
+            repo.fail_waiting_trials(session, study.id, TIMED_OUT, now)
+            log.info("study %s ran out of budget.timeout_s; trial id %s not started",
+                     study.id, trial_id)
+            return None
         if not repo.claim_trial(session, trial_id, worker=worker,
                                 device=devices.describe_device(device), now=now):
             log.info("trial id %s was claimed by another worker", trial_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import optuna
@@ -213,3 +214,19 @@ def test_trials_of_a_study_with_a_standard_get_a_verdict(local: Stack, studies: 
         assert t.accepted == (t.value <= 1.5)
         attrs = storage.get_trial(t.id).system_attrs
         assert attrs[verdicts.FINAL_METRICS_ATTR]["loss"] == t.value
+
+
+def test_a_study_past_its_timeout_starts_no_waiting_trial(local: Stack, studies: Studies) -> None:
+    spec = steps_spec(n_trials=4, max_parallel=2)
+    spec["budget"]["timeout_s"] = 60
+    sid = studies.create(spec)
+    first, second = [t.id for t in studies.trials(sid)]
+    assert run(first) == "complete"
+    with session_scope(local.db_url) as session:
+        study = service.repo.lock_study(session, sid)
+        assert study is not None and study.started_at is not None
+        study.started_at = study.started_at - timedelta(seconds=61)
+    assert run(second) is None
+    trials = {t.id: t for t in studies.trials(sid)}
+    assert trials[second].state == "fail" and trials[second].error == runner.TIMED_OUT
+    assert all(t.state != "waiting" for t in trials.values())
