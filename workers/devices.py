@@ -15,14 +15,15 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import torch
+
+from tuneboard.processes import Child
 
 __all__ = [
     "CPU_QUEUES",
     "GPU_QUEUES",
-    "WorkerProcess",
     "celery_worker_argv",
     "default_cpu_concurrency",
     "describe_device",
@@ -34,15 +35,6 @@ __all__ = [
 CPU_QUEUES: tuple[str, ...] = ("default",)
 GPU_QUEUES: tuple[str, ...] = ("gpu", "default")
 DEVICE_LABEL_MAX = 50
-
-
-@dataclass(frozen=True)
-class WorkerProcess:
-    """One process to start: a name for logs, its command line and the environment it adds."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
 
 
 def visible_gpus() -> list[str]:
@@ -74,18 +66,18 @@ def plan_worker_processes(
     concurrency: int | None = None,
     queues: list[str] | None = None,
     trials_per_gpu: int | None = None,
-) -> list[WorkerProcess]:
+) -> list[Child]:
     """The Celery worker processes for a host with ``gpus`` (``CUDA_VISIBLE_DEVICES`` entries)."""
     cores = os.cpu_count() or 1
     if not gpus:
         n = concurrency or default_cpu_concurrency()
         env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, cores // n)))}
         argv = celery_worker_argv("cpu", n, list(queues or CPU_QUEUES))
-        return [WorkerProcess(name="worker-cpu", argv=argv, env=env)]
+        return [Child(name="worker-cpu", argv=argv, env=env)]
     per_gpu = trials_per_gpu or 1
     threads = os.environ.get("OMP_NUM_THREADS", str(max(1, cores // (len(gpus) * per_gpu))))
     return [
-        WorkerProcess(
+        Child(
             name=f"worker-gpu{gpu}",
             argv=celery_worker_argv(f"gpu{gpu}", per_gpu, list(queues or GPU_QUEUES)),
             env={"CUDA_VISIBLE_DEVICES": gpu, "OMP_NUM_THREADS": threads},
