@@ -44,11 +44,18 @@ class TrialContext:
     reporter: Reporter | None = None
     stop_requested: Callable[[], bool] | None = None
     resume_from: Path | None = None
+    reports_flusher: Callable[[], None] | None = None
 
     def report(self, step: int, **metrics: float) -> None:
         """Record the metrics of one step (epoch); raises TrialPruned if the pruner says so."""
         if self.reporter is not None:
             self.reporter(step, metrics)
+
+    def flush_reports(self) -> None:
+        """Block until every report so far is stored. Call it before writing a checkpoint: a
+        retry resumes after the checkpoint's epoch, so that epoch's report must not be lost."""
+        if self.reports_flusher is not None:
+            self.reports_flusher()
 
     def should_stop(self) -> bool:
         """True once the study was cancelled or its time budget ran out: stop after this step."""

@@ -295,6 +295,7 @@ def _context(
         reporter=reporter,
         stop_requested=stop,
         resume_from=latest if resume else None,
+        reports_flusher=reporter.flush,
     )
 
 
@@ -466,6 +467,11 @@ class _Reporter:
         if step in new and self.trial.should_prune():
             raise TrialPruned(f"pruned at step {step}")
 
+    def flush(self) -> None:
+        """Wait until every report so far is stored (the trainer calls it before a checkpoint)."""
+        if self._writer is not None:
+            self._writer.drain()
+
     def close(self) -> None:
         """Wait until every report is stored; raises if storing one failed."""
         if self._writer is not None:
@@ -494,7 +500,8 @@ class _ReportWriter:
         self.url = url
         self.claim = claim
         self._batch = _Batch()
-        self._busy = False
+        self._queued = 0
+        self._written = 0
         self._closed = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
@@ -521,7 +528,16 @@ class _ReportWriter:
                 batch.copy_before = copy_before
             if intermediate_values is not None:
                 batch.intermediate_values = intermediate_values
+            self._queued += 1
             self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Wait until everything put so far is committed; raises if storing failed."""
+        with self._cond:
+            target = self._queued
+            while self._written < target and self._error is None:
+                self._cond.wait()
+            self._raise_failure()
 
     def close(self) -> None:
         with self._cond:
@@ -544,11 +560,16 @@ class _ReportWriter:
                 if not self._batch.steps:
                     return
                 batch, self._batch = self._batch, _Batch()
+                covered = self._queued
             try:
                 self._write(batch)
+                with self._cond:
+                    self._written = covered
+                    self._cond.notify_all()
             except BaseException as exc:
                 with self._cond:
                     self._error = exc
+                    self._cond.notify_all()
                 log.exception("storing reports of trial id %s failed", self.claim.trial_id)
                 return
 

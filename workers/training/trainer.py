@@ -165,7 +165,8 @@ def _callbacks(cfg: TrainerConfig, ctx: TrialContext, base_lr: float) -> list[Ca
     callbacks.append(MetricReporter(ctx.report))
     if cfg.checkpoint.keep:
         ck = cfg.checkpoint
-        callbacks.append(ModelCheckpoint(ctx.checkpoint_dir, ck.keep, ck.monitor, ck.mode))
+        callbacks.append(ModelCheckpoint(ctx.checkpoint_dir, ck.keep, ck.monitor, ck.mode,
+                                         before_save=ctx.flush_reports))
     callbacks.append(StopOnRequest(ctx.should_stop))
     return callbacks
 

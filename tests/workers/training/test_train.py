@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,23 @@ def test_cuda_run_resumes_like_an_uninterrupted_one(
     retry = ctx("b")
     retry.resume_from = tmp_path / "b" / "latest.pt"
     assert _comparable(train(retry)) == pytest.approx(_comparable(whole), abs=1e-4)
+
+
+def test_reports_are_flushed_before_each_checkpoint(make_ctx: ContextFactory) -> None:
+    events: list[str] = []
+    ctx = make_ctx()
+    latest = ctx.checkpoint_dir / "latest.pt"
+
+    def report(step: int, metrics: Mapping[str, float]) -> None:
+        events.append(f"report {step}")
+
+    def flush() -> None:
+        events.append(f"flush (checkpoint {'exists' if latest.exists() else 'absent'})")
+
+    ctx.reporter, ctx.reports_flusher = report, flush
+    train(ctx)
+    assert events == [
+        "report 1", "flush (checkpoint absent)",
+        "report 2", "flush (checkpoint exists)",
+        "report 3", "flush (checkpoint exists)",
+    ]
