@@ -7,6 +7,6 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU build of torch first: installing the project before it would pull several GB of CUDA
-# wheels. On a GPU host, install the CUDA build of the same version instead.
-.venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+# wheels. On a GPU host, install the CUDA build of the same version first (pip then keeps it).
+.venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e ".[dev]" -e tests/fixtures/objective_pkg
