@@ -16,3 +16,14 @@ def noop(ctx: Any) -> float:
         loss = (x - 2.0) ** 2 + 1.0 / step
         ctx.report(step, loss=loss)
     return loss
+
+
+def ingest(ctx: Any) -> float:
+    """Metric ingest: ``reports`` steps of ``metrics`` named values each, as fast as they come."""
+    reports, width = int(ctx.params["reports"]), int(ctx.params["metrics"])
+    names = [f"m{i}" for i in range(width - 1)]
+    loss = 0.0
+    for step in range(1, reports + 1):
+        loss = 1.0 / step
+        ctx.report(step, loss=loss, **{name: step * 0.5 for name in names})
+    return loss
