@@ -1406,9 +1406,13 @@ def _check_trainer_param(
             )
 
 
-def spec_hash(spec: StudySpec) -> str:
-    """sha256 of the spec's canonical JSON: equal specs hash equally whatever their key order."""
+def canonical_hash(payload: Any) -> str:
+    """sha256 of canonical JSON: equal documents hash equally whatever their key order."""
     canonical = json.dumps(
-        spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def spec_hash(spec: StudySpec) -> str:
+    return canonical_hash(spec.model_dump(mode="json"))

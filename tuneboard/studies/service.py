@@ -3,8 +3,6 @@ trial tasks are sent after that commit (``dispatch.dispatch`` / ``enqueue_after_
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -26,14 +24,8 @@ from tuneboard.standards.service import AppliedStandard
 from tuneboard.studies import counts as trial_counts
 from tuneboard.studies import dispatch
 from tuneboard.studies import repository as repo
-from tuneboard.studies.schemas import StudySpec, spec_hash
+from tuneboard.studies.schemas import StudySpec, canonical_hash, spec_hash
 from tuneboard.teams import Principal
-
-
-def canonical_hash(payload: Any) -> str:
-    return hashlib.sha256(
-        json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
-    ).hexdigest()
 
 
 def prepare_spec(
