@@ -20,7 +20,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import translate_db_error
+from api.ratelimit import (
+    RateLimiter,
+    check_running_trials_cap,
+    check_studies_per_hour_cap,
+    client_address,
+)
 from tuneboard.config import Settings
+from tuneboard.db import describe_db_error
 from tuneboard.db.models import Study
 from tuneboard.errors import Forbidden, Unauthorized
 from tuneboard.studies import service as studies
@@ -51,7 +58,7 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
-        log.warning("database error: %s", exc)
+        log.warning("database error: %s", describe_db_error(exc))
         raise translate_db_error(exc) from exc
     except BaseException:
         session.rollback()
@@ -89,8 +96,17 @@ def get_principal(
     # (importance, events) never wait on it.
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-    with unit_of_work(request.app.state.read_session_factory) as session:
-        return authenticate(session, credentials.credentials)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = client_address(request)
+    limiter.check_not_locked_out(address)
+    try:
+        with unit_of_work(request.app.state.read_session_factory) as session:
+            principal = authenticate(session, credentials.credentials)
+    except Unauthorized:
+        limiter.record_auth_failure(address)
+        raise
+    limiter.hit_key(principal.key_id)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -113,6 +129,20 @@ Viewer = Annotated[Principal, Depends(require_role("viewer"))]
 Member = Annotated[Principal, Depends(require_role("member"))]
 Maintainer = Annotated[Principal, Depends(require_role("maintainer"))]
 Admin = Annotated[Principal, Depends(require_role("admin"))]
+
+
+def within_trial_caps(session: SessionDep, principal: Member, settings: SettingsDep) -> None:
+    check_running_trials_cap(session, settings, principal.team_id)
+
+
+def within_study_caps(session: SessionDep, principal: Member, settings: SettingsDep) -> None:
+    check_studies_per_hour_cap(session, settings, principal.team_id)
+    check_running_trials_cap(session, settings, principal.team_id)
+
+
+# For a route's ``dependencies``: 429 while the team is at a cap (see ``api.ratelimit``).
+TRIAL_CAPS = Depends(within_trial_caps)
+STUDY_CAPS = Depends(within_study_caps)
 
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="The study's id.")]
 TrialNumber = Annotated[int, Path(ge=0, le=MAX_ID, description="The trial's number in its study.")]

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -23,8 +24,16 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from tuneboard.errors import Conflict, InvalidInput, TuneboardError, Unavailable
+from tuneboard.db import describe_db_error
+from tuneboard.errors import (
+    Conflict,
+    InvalidInput,
+    TooManyRequests,
+    TuneboardError,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +79,21 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    try:
+        return JSONResponse(body, status_code=status, headers=headers)
+    except UnicodeEncodeError:  # the input echoed back holds a lone surrogate: show its escape
+        return JSONResponse(_escaped(body), status_code=status, headers=headers)
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with every string (keys too) made encodable: lone surrogates as escapes."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
 
 
 def translate_db_error(exc: SQLAlchemyError) -> TuneboardError:
@@ -96,11 +119,18 @@ def _field(loc: tuple[Any, ...]) -> tuple[str, str]:
 async def _tuneboard_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TuneboardError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if any(err.get("loc", ())[:1] == ("path",) for err in exc.errors()):
+        # A word where a route wants a number may be another route's literal: GET /trials/ask.
+        methods = allowed_methods(request)
+        if methods and request.method not in methods:
+            return _method_not_allowed(methods)
     details = []
     for err in exc.errors():
         field, where = _field(tuple(err.get("loc", ())))
@@ -111,8 +141,36 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid", f"{first['field']}: {first['reason']}{more}", details)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _is_param(segment: str) -> bool:
+    return segment.startswith("{")
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method of every route that serves the request's path (Starlette's own 405 names
+    only the first such route's). A literal segment wins over a parameter in its place:
+    ``/trials/ask`` is the ask route, not trial number "ask"."""
+    serving: list[tuple[list[str], set[str]]] = []
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.methods and route.path and route.matches(request.scope)[0] is not Match.NONE:
+            serving.append((route.path.strip("/").split("/"), set(route.methods)))
+    literal = {i for segments, _ in serving for i, s in enumerate(segments) if not _is_param(s)}
+    methods: set[str] = set()
+    for segments, route_methods in serving:
+        if not any(_is_param(s) and i in literal for i, s in enumerate(segments)):
+            methods |= route_methods
+    return methods
+
+
+def _method_not_allowed(methods: set[str]) -> JSONResponse:
+    return error_response(
+        405, "method_not_allowed", "Method Not Allowed", None, {"Allow": ", ".join(sorted(methods))}
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return _method_not_allowed(allowed_methods(request))
     status = exc.status_code
     code = HTTP_CODES.get(status, "error")
     try:
@@ -127,7 +185,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SQLAlchemyError)
-    log.warning("database error: %s", exc)
+    log.warning("database error: %s", describe_db_error(exc))
     return await _tuneboard_error(_request, translate_db_error(exc))
 
 

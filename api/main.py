@@ -6,16 +6,17 @@ Creating the app touches no database, so it imports before ``tuneboard db upgrad
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import errors, openapi
-from api.middleware import BodySizeLimit, RequestMetrics
+from api.middleware import BodySizeLimit, RequestMetrics, ValidUnicode
 from api.observability import Metrics
+from api.ratelimit import RateLimiter, limit_address
 from api.routes import API_ROUTERS, health
 from api.ui import router as ui_router
 from api.ui import static_files
 from tuneboard.config import Settings, get_settings
-from tuneboard.db import get_session_factory
+from tuneboard.db import get_session_factory, set_application_name
 from tuneboard.queue import configure_client
 
 DESCRIPTION = """Hyperparameter search for teams: submit studies, follow their trials, compare
@@ -39,6 +40,7 @@ TAGS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    set_application_name("tuneboard-api")
     app = FastAPI(
         title="Tuneboard",
         version="0.1.0",
@@ -46,11 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(limit_address)],
     )
     app.state.settings = settings
     app.state.session_factory = get_session_factory(settings.database_url)
     app.state.read_session_factory = get_session_factory(settings.database_url, read_only=True)
     app.state.metrics = Metrics(settings)
+    app.state.rate_limiter = RateLimiter(settings)
     configure_client(settings)
 
     errors.install(app)
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(ui_router)
     app.mount("/ui/static", static_files(), name="ui-static")
+    app.add_middleware(ValidUnicode)  # inside the size limit: it reads bodies under the limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     openapi.install(app)

@@ -1,9 +1,12 @@
-"""ASGI middleware: the request body limit and request metrics (pure ASGI, so streaming
-responses such as server-sent events pass through untouched)."""
+"""ASGI middleware: the request body limit, valid Unicode in JSON bodies, and request metrics
+(pure ASGI, so streaming responses such as server-sent events pass through untouched)."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -74,6 +77,103 @@ class BodySizeLimit:
             {"max_bytes": self.max_bytes}, headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+# A JSON escape in the surrogate range (\uD800 to \uDFFF): only then can a body that is valid
+# UTF-8 decode to a string that is not valid Unicode.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _invalid(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _shown(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape, safe to echo back."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def unicode_problems(value: Any, path: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """Every string (key or value) in a parsed JSON document that is not valid Unicode: a lone
+    surrogate such as ``"\\ud800"`` decodes in Python but cannot be encoded, hashed or echoed."""
+    problems: list[dict[str, str]] = []
+    field = ".".join(path) or "body"
+    if isinstance(value, str):
+        if _invalid(value):
+            problems.append({"field": field, "in": "body", "reason": (
+                f"not valid Unicode: {_shown(value)[:80]!r} holds a lone surrogate")})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if _invalid(key):
+                problems.append({"field": ".".join((*path, _shown(key))), "in": "body",
+                                 "reason": "this name is not valid Unicode: a lone surrogate"})
+            else:
+                problems.extend(unicode_problems(item, (*path, key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problems.extend(unicode_problems(item, (*path, str(index))))
+    return problems
+
+
+def body_unicode_problems(body: bytes) -> list[dict[str, str]]:
+    """Where a JSON body is not valid Unicode; empty when it is (or when it is not JSON at all,
+    which the route's parser reports)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return [{"field": "body", "in": "body",
+                 "reason": f"not valid UTF-8 (at byte {err.start})"}]
+    if not _SURROGATE_ESCAPE.search(body):
+        return []
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return []
+    return unicode_problems(document)
+
+
+class ValidUnicode:
+    """422 naming the field for a JSON body holding text that is not valid Unicode, before any
+    route parses it: such a string would break hashing, storing and echoing it further in."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        # FastAPI reads a body sent without a Content-Type as JSON too.
+        content_type = Headers(scope=scope).get("content-type", "json")
+        if "json" not in content_type.lower():
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        problems = body_unicode_problems(body)
+        if problems:
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            response = error_response(
+                422, "invalid", f"{first['field']}: {first['reason']}{more}", problems
+            )
+            await response(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
 
 class RequestMetrics:

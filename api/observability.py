@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -28,9 +28,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tuneboard.config import Settings
-from tuneboard.db import get_engine, session_scope
+from tuneboard.db import describe_db_error, get_engine, session_scope
 from tuneboard.db.migrate import alembic_config
-from tuneboard.db.models import TRIAL_STATES
+from tuneboard.spec.states import TrialState
 from tuneboard.studies import service as studies
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,11 @@ class _TrialStates(Collector):
         )
         try:
             with session_scope(self.database_url) as session:
-                counts = studies.trial_state_totals(session)
+                counts = studies.trial_counts_in_store(session)
         except SQLAlchemyError as err:
-            log.warning("trial gauge: database unavailable: %s", err)
+            log.warning("trial gauge: database unavailable: %s", describe_db_error(err))
             return
-        for state in TRIAL_STATES:
+        for state in TrialState:
             gauge.add_metric([state], counts.get(state, 0))
         yield gauge
 
@@ -94,7 +94,7 @@ def check_database(url: str) -> str | None:
         with get_engine(url).connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as err:
-        return f"database: {type(err).__name__}: {str(err).splitlines()[0]}"
+        return f"database: {describe_db_error(err)}"
     return None
 
 
@@ -144,20 +144,3 @@ def check_broker(url: str) -> str | None:
     except Exception as err:  # any failure to connect means "not ready"
         return f"broker {urlsplit(url).scheme}: {type(err).__name__}: {err}"
     return None
-
-
-def readiness(settings: Settings) -> dict[str, str]:
-    """Failed checks by name; empty when ready."""
-    checks: dict[str, Callable[[], str | None]] = {
-        "database": lambda: check_database(settings.database_url),
-        "schema": lambda: check_schema(settings.database_url),
-        "broker": lambda: check_broker(settings.broker_url),
-    }
-    failures = {}
-    for name, check in checks.items():
-        if name == "schema" and "database" in failures:
-            continue
-        reason = check()
-        if reason is not None:
-            failures[name] = reason
-    return failures

@@ -3,7 +3,7 @@
 Runs plain in-process Optuna (``study.optimize``, the peer) with the study's sampler and, in
 turn, no pruner and the spec's pruner; the objective is Tuneboard's built-in trainer. Prints the
 epochs trained, the best validation accuracy and the wall time of each, and their ratios
-(design section 8: >= 3x fewer epochs at < 0.5 points of accuracy regret).
+(the target: >= 3x fewer epochs at < 0.5 points of accuracy regret).
 
     python bench/pruning.py [--trials 40] [--epochs 30] [--pruner hyperband]
 """
@@ -23,7 +23,7 @@ import torch
 
 from tuneboard.objective import TrialContext, TrialPruned
 from tuneboard.optimization import make_pruner, make_sampler, suggest_params
-from tuneboard.studies.schemas import StudySpec
+from tuneboard.spec import StudySpec
 
 SPEC: dict[str, Any] = {
     "name": "bench-digits-mlp",

@@ -33,7 +33,7 @@ from storage_cold_start import (
 
 from tuneboard.db import session_scope
 from tuneboard.db.models import Study
-from tuneboard.studies.schemas import StudySpec
+from tuneboard.spec import StudySpec
 from tuneboard.teams import create_team
 
 SPEC = {

@@ -4,7 +4,7 @@ The task of ``bench/pruning.py`` (an MLP on digits, 40 trials of at most 30 epoc
 Hyperband): once as plain ``study.optimize`` in this process (the peer), once submitted over
 HTTP to the API with one Celery worker on the embedded default (SQLite + SQLAlchemy broker),
 or PostgreSQL + Redis. Prints both wall times, epochs and best values, and their ratio
-(design section 8: the service within 1.5x of in-process Optuna).
+(the target: the service within 1.5x of in-process Optuna).
 
     python bench/service_pruning.py [--backend sqlite|postgresql] [--trials 40] [--epochs 30]
 """

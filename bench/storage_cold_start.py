@@ -4,7 +4,7 @@ Seeds the same study, 20,000 finished trials with 20 intermediate values each, i
 PostgreSQL databases of one server: Tuneboard's schema (migrations, then SqlStorage.add_trials)
 and plain Optuna's RDBStorage (bulk inserts into its tables). Then, in a fresh process per
 measurement, loads the study and times ``study.ask(space)`` (every parameter sampled) with a
-RandomSampler and a TPESampler, and prints both side by side (design section 8: under 1 s;
+RandomSampler and a TPESampler, and prints both side by side (the target: under 1 s;
 plain Optuna about 17 s), with the same ask over Optuna's InMemoryStorage: the sampler's own
 share, which no storage can remove. The databases (tb_bench_*) are dropped at the end.
 

@@ -6,7 +6,7 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# The CPU build of torch first: installing the project before it would pull several GB of CUDA
-# wheels. On a GPU host, install the CUDA build of the same version first (pip then keeps it).
+# The CPU build of torch first: installing the "worker" extra before it would pull several GB of
+# CUDA wheels. On a GPU host, install the CUDA build of the same version first (pip then keeps it).
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e ".[dev]" -e tests/fixtures/objective_pkg
+.venv/bin/python -m pip install -q -e ".[dev,worker]" -e tests/fixtures/objective_pkg

@@ -9,6 +9,9 @@ import pytest
 from tests.db_support import BACKENDS, create_database, drop_database, empty_database
 
 os.environ.setdefault("TUNEBOARD_ENVIRONMENT", "test")
+# Rate limits out of the way of tests that do not test them (tests/api/test_ratelimit.py does).
+for _limit in ("PER_KEY", "PER_ADDRESS", "AUTH_FAILURES"):
+    os.environ.setdefault(f"TUNEBOARD_RATE_LIMIT_{_limit}", "1000000/minute")
 # Embedded defaults (broker, checkpoints) land in a scratch directory, not the checkout.
 os.environ.setdefault("TUNEBOARD_HOME", tempfile.mkdtemp(prefix="tuneboard-test-home-"))
 

@@ -71,3 +71,14 @@ class StandardViolation(InvalidInput):
 class Unavailable(TuneboardError):
     status_code = 503
     code = "unavailable"
+
+
+class TooManyRequests(TuneboardError):
+    """A rate limit or a team's cap: the caller may try again after ``retry_after`` seconds."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.retry_after = max(1, retry_after)

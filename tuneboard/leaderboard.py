@@ -9,33 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from tuneboard.db.models import Standard, StandardVersion, Study, Trial
+from tuneboard.db.queries import ranked_trials
+from tuneboard.spec import StandardRef
 
 __all__ = [
     "Ranked",
     "StudyBest",
     "StudyPosition",
     "TeamPosition",
-    "maximizes",
-    "split_standard_ref",
     "study_leaderboard",
     "team_leaderboard",
 ]
-
-
-def split_standard_ref(ref: str) -> tuple[str, int | None]:
-    """``"name"`` -> (name, None); ``"name@3"`` -> (name, 3)."""
-    name, _, version = ref.partition("@")
-    return name, int(version) if version.isdigit() and len(version) < 10 else None
-
-
-def maximizes(study: Study) -> bool:
-    """Whether the study's first objective is maximised."""
-    directions = study.directions or ["minimize"]
-    return str(directions[0]).lower() == "maximize"
 
 
 @dataclass(frozen=True)
@@ -61,19 +49,14 @@ def study_leaderboard(
     after: StudyPosition | None = None,
     accepted_only: bool = False,
 ) -> list[Ranked]:
-    maximize = maximizes(study)
-    conds: list[ColumnElement[bool]] = [
-        Trial.study_id == study.id,
-        Trial.state == "complete",
-        Trial.value.is_not(None),
-    ]
-    if accepted_only:
-        conds.append(Trial.accepted == true())
+    maximize = study.maximizes
+    stmt = ranked_trials(study.id, maximize=maximize, accepted_only=accepted_only)
     if after is not None:
         beyond = Trial.value < after.value if maximize else Trial.value > after.value
-        conds.append(or_(beyond, and_(Trial.value == after.value, Trial.number > after.number)))
-    order = Trial.value.desc() if maximize else Trial.value.asc()
-    rows = session.scalars(select(Trial).where(*conds).order_by(order, Trial.number).limit(limit))
+        stmt = stmt.where(
+            or_(beyond, and_(Trial.value == after.value, Trial.number > after.number))
+        )
+    rows = session.scalars(stmt.limit(limit))
     start = after.rank if after is not None else 0
     return [Ranked(start + i + 1, trial) for i, trial in enumerate(rows)]
 
@@ -107,14 +90,15 @@ def team_leaderboard(
     *,
     limit: int,
     after: TeamPosition | None = None,
-    standard: str | None = None,
+    standard: StandardRef | None = None,
     dataset: str | None = None,
     metric: str | None = None,
     accepted_only: bool = False,
 ) -> list[StudyBest]:
     """The best complete trial of each of the team's studies, grouped by the first objective's
     metric and ranked within a metric (direction-aware: ``score`` is the value, negated when
-    maximised, so lower is better everywhere). ``standard`` is "name" or "name@N"."""
+    maximised, so lower is better everywhere). ``standard`` keeps the studies under that
+    standard: any of its versions, or only version N."""
     direction = func.lower(Study.directions[0].as_string())
     metric_expr = func.coalesce(
         Study.spec[("objective", "metric", 0)].as_string(),
@@ -122,16 +106,12 @@ def team_leaderboard(
     )
     dataset_expr = Study.spec[("objective", "dataset")].as_string()
 
-    def best_trial_id(descending: bool) -> ColumnElement[int]:
+    def best_trial_id(maximize: bool) -> ColumnElement[int]:
         t = aliased(Trial)
-        conds = [t.study_id == Study.id, t.state == "complete", t.value.is_not(None)]
-        if accepted_only:
-            conds.append(t.accepted == true())
-        order = t.value.desc() if descending else t.value.asc()
         return (
-            select(t.id)
-            .where(*conds)
-            .order_by(order, t.number)
+            ranked_trials(
+                Study.id, maximize=maximize, accepted_only=accepted_only, columns=(t.id,), trial=t
+            )
             .limit(1)
             .correlate(Study)
             .scalar_subquery()
@@ -143,14 +123,13 @@ def team_leaderboard(
     if metric is not None:
         filters.append(metric_expr == metric)
     if standard is not None:
-        standard_name, standard_version = split_standard_ref(standard)
         versions = (
             select(StandardVersion.id)
             .join(Standard, Standard.id == StandardVersion.standard_id)
-            .where(Standard.team_id == team_id, Standard.name == standard_name)
+            .where(Standard.team_id == team_id, Standard.name == standard.name)
         )
-        if standard_version is not None:
-            versions = versions.where(StandardVersion.version == standard_version)
+        if standard.version is not None:
+            versions = versions.where(StandardVersion.version == standard.version)
         filters.append(Study.standard_version_id.in_(versions))
 
     best = (

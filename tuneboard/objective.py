@@ -12,9 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["Objective", "ObjectiveResult", "Reporter", "TrialContext", "TrialPruned"]
+from tuneboard.artifacts import ArtifactStore, LocalStore
+
+__all__ = [
+    "LATEST_CHECKPOINT", "Objective", "ObjectiveResult", "Reporter", "TrialContext", "TrialPruned",
+]
 
 ObjectiveResult = float | dict[str, float]
+# The checkpoint a retry resumes from, under this key in the trial's checkpoint store.
+LATEST_CHECKPOINT = "latest.pt"
 
 
 class TrialPruned(Exception):
@@ -33,6 +39,11 @@ class TrialContext:
     ``params`` are the sampled search-space values merged with the study's ``fixed`` values.
     ``config`` is the study spec's objective section plus the trainer options (early_stopping,
     callbacks, lr_scaling...), as plain JSON-able data.
+
+    Checkpoints go to :meth:`checkpoint_store` (``checkpoints``; unset, ``checkpoint_dir``),
+    which may be an object store shared by every worker host: a retry resumes from its
+    ``LATEST_CHECKPOINT``, fetched to a local file as ``resume_from``. ``checkpoint_dir`` is a
+    local directory of the trial's; files written there stay on this host.
     """
 
     params: dict[str, Any]
@@ -45,6 +56,11 @@ class TrialContext:
     stop_requested: Callable[[], bool] | None = None
     resume_from: Path | None = None
     reports_flusher: Callable[[], None] | None = None
+    checkpoints: ArtifactStore | None = None
+
+    def checkpoint_store(self) -> ArtifactStore:
+        """Where this trial's checkpoints persist, for its retries to resume from."""
+        return self.checkpoints if self.checkpoints is not None else LocalStore(self.checkpoint_dir)
 
     def report(self, step: int, **metrics: float) -> None:
         """Record the metrics of one step (epoch); raises TrialPruned if the pruner says so."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import json
 import os
 import signal
@@ -50,6 +51,12 @@ def plan_workers(
 ) -> list[Child]:
     """The Celery worker processes this host should run, as ``workers.devices`` decides them
     (in a process of its own: deciding needs torch, which the CLI does not import)."""
+    if importlib.util.find_spec("torch") is None:
+        # The slim API image installs Tuneboard without torch; say so instead of a traceback.
+        raise SystemExit(
+            "tuneboard: workers run trials with torch, which is not installed here; install the "
+            "build of torch for this host, then: pip install 'tuneboard[worker]'"
+        )
     argv = [sys.executable, "-m", "workers.devices"]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]

@@ -13,13 +13,14 @@ from typing import Any
 from celery.signals import worker_init, worker_process_init
 
 from tuneboard.config import get_settings
-from tuneboard.db import dispose_engines
+from tuneboard.db import dispose_engines, set_application_name
 from tuneboard.queue import make_celery
 from workers.broker import declare_queues
 
 __all__ = ["app"]
 
 _settings = get_settings()
+set_application_name("tuneboard-worker")
 _settings.home.mkdir(parents=True, exist_ok=True)
 
 app = make_celery(_settings, main="tuneboard-worker")

@@ -8,6 +8,15 @@ Every ``TUNEBOARD_REAPER_INTERVAL_S`` it
 2. re-sends WAITING trials whose message has been out for a while while their queue is empty:
    the broker lost it (Redis restarted without persistence, a worker killed holding it);
 3. dispatches studies with no active trial: trials they are owed, or their completion.
+4. sends the webhook deliveries that are due (``tuneboard.webhooks.deliver_due``).
+
+A study created through Optuna's own API has no spec and so no budget: its lost trials are failed
+and never retried, since no worker of ours can run them.
+
+A heartbeat missed while the database was unreachable is no sign of a lost worker: after a pass
+that could not reach the database, ``run_forever`` fails no trial as lost until a grace period
+has passed since it could again, which lets the workers beat (or record why their trial failed)
+first. A trial that failed with a recorded error keeps that error.
 
 Several reapers may run at once (one per ``tuneboard worker``): every change is a conditional
 update under the study's row lock, so racing reapers change each thing once. Attempts are
@@ -24,6 +33,7 @@ import argparse
 import logging
 import signal
 import threading
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -32,14 +42,19 @@ from types import FrameType
 from celery import Celery
 from sqlalchemy.orm import Session
 
+from tuneboard import webhooks
 from tuneboard.config import Settings, get_settings
-from tuneboard.db import session_scope, utcnow
+from tuneboard.db import session_scope, set_application_name, utcnow
+from tuneboard.db.engine import describe_db_error
 from tuneboard.db.models import Study, Trial
 from tuneboard.optimization.params import external_params
 from tuneboard.queue import celery_client, enqueue_after_commit
-from tuneboard.studies import dispatch, verdicts
+from tuneboard.spec.states import TrialOrigin
+from tuneboard.studies import dispatch, external, verdicts
+from tuneboard.studies import external_repository as external_repo
 from tuneboard.studies import repository as repo
 from workers.broker import ready_messages
+from workers.outage import is_outage
 
 __all__ = ["ReapReport", "reap_once", "redispatch_after_s", "run_forever"]
 
@@ -48,6 +63,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ReapReport:
+    """What one pass did: trials failed as lost, retries created for them, waiting trials whose
+    message was sent again, and studies it found done and finished."""
+
     failed: int = 0
     retried: int = 0
     resent: int = 0
@@ -64,14 +82,22 @@ def redispatch_after_s(settings: Settings) -> float:
 
 
 def reap_once(
-    settings: Settings | None = None, *, now: datetime | None = None, app: Celery | None = None
+    settings: Settings | None = None,
+    *,
+    now: datetime | None = None,
+    app: Celery | None = None,
+    fail_lost: bool = True,
 ) -> ReapReport:
+    """One pass; ``fail_lost`` false leaves running trials alone (see ``run_forever``)."""
     settings = settings or get_settings()
     now = now or utcnow()
     report = ReapReport()
-    fail_lost_trials(settings, now, report)
+    if fail_lost:
+        fail_lost_trials(settings, now, report)
+        fail_lost_clients(settings, now, report)
     resend_undelivered(settings, now, report, app or celery_client())
-    settle_studies(settings, report)
+    dispatch_idle_studies(settings, report)
+    webhooks.deliver_due(settings.database_url)  # at the current time: this pass's events too
     if report.failed or report.resent or report.settled:
         log.info("reaper: %s", report.as_dict())
     return report
@@ -95,16 +121,38 @@ def fail_lost_trials(settings: Settings, now: datetime, report: ReapReport) -> N
                                          reason=reason, now=now):
                 continue
             session.refresh(trial)
-            report.failed += 1
-            log.warning("trial %s/%d failed: %s", study_id, trial.number, reason)
-            budget = (study.spec or {}).get("budget") or {}
-            if (study.state in dispatch.ACTIVE_STUDY_STATES
-                    and trial.attempt <= int(budget.get("max_retries", 2))):
-                _retry(session, study, trial, now)
-                report.retried += 1
-            elif study.standard_version_id is not None:
-                verdicts.judge(session, trial, {})
-            dispatch.dispatch(session, study_id, now)
+            _after_lost(session, study, trial, now, report)
+
+
+def fail_lost_clients(settings: Settings, now: datetime, report: ReapReport) -> None:
+    """Fail external trials whose lease has passed ("client lost") and retry them as
+    ``fail_lost_trials`` does; the retry waits for the next ask."""
+    url = settings.database_url
+    with session_scope(url) as session:
+        expired = external_repo.expired_leases(session, now)
+    for trial_id, study_id in expired:
+        with session_scope(url) as session:
+            study = repo.lock_study(session, study_id)
+            trial = external.fail_lost(session, trial_id, now) if study is not None else None
+            if study is not None and trial is not None:
+                _after_lost(session, study, trial, now, report)
+
+
+def _after_lost(
+    session: Session, study: Study, trial: Trial, now: datetime, report: ReapReport
+) -> None:
+    """A trial just failed as lost: its retry within ``budget.max_retries`` (else its verdict),
+    and what the study is owed next."""
+    report.failed += 1
+    log.warning("trial %s/%d failed: %s", study.id, trial.number, trial.error)
+    spec = study.spec_model
+    if (spec is not None and study.state.takes_trials()
+            and trial.attempt <= spec.budget.max_retries):
+        _retry(session, study, trial, now)
+        report.retried += 1
+    elif study.standard_version_id is not None:
+        verdicts.judge(session, trial, {})
+    dispatch.dispatch(session, study.id, now)
 
 
 def _retry(session: Session, study: Study, lost: Trial, now: datetime) -> Trial:
@@ -115,15 +163,13 @@ def _retry(session: Session, study: Study, lost: Trial, now: datetime) -> Trial:
     stability_of = (lost.system_attrs or {}).get(verdicts.STABILITY_OF_ATTR)
     if stability_of is not None:
         attrs[verdicts.STABILITY_OF_ATTR] = stability_of
-    number = repo.allocate_trial_numbers(session, study.id, 1)
-    retry = dispatch.new_trial(
-        study, number, origin="retry", now=now, seed=lost.seed, attempt=lost.attempt + 1,
-        retry_of=lost.number, checkpoint_path=lost.checkpoint_path, system_attrs=attrs,
+    (retry,) = dispatch.add_trials(
+        session, study, TrialOrigin.RETRY,
+        [{"seed": lost.seed, "attempt": lost.attempt + 1, "retry_of": lost.number,
+          "checkpoint_path": lost.checkpoint_path, "system_attrs": attrs}],
+        now=now,
     )
-    session.add(retry)
-    session.flush()
-    enqueue_after_commit(session, [(retry.id, dispatch.queue_of(study.spec))])
-    log.info("trial %s/%d retries %d (attempt %d)", study.id, number, lost.number,
+    log.info("trial %s/%d retries %d (attempt %d)", study.id, retry.number, lost.number,
              retry.attempt)
     return retry
 
@@ -137,8 +183,10 @@ def resend_undelivered(
     with session_scope(settings.database_url) as session:
         overdue = repo.undelivered_waiting_trials(session, cutoff)
     by_queue: dict[str, list[int]] = defaultdict(list)
-    for trial_id, spec in overdue:
-        by_queue[dispatch.queue_of(spec)].append(trial_id)
+    study_of: dict[int, int] = {}
+    for trial_id, study in overdue:
+        by_queue[dispatch.queue_of(study)].append(trial_id)
+        study_of[trial_id] = study.id
     # The broker is asked outside any transaction: never wait on it holding a database lock.
     owed = [
         (trial_id, queue)
@@ -149,6 +197,9 @@ def resend_undelivered(
     if not owed:
         return
     with session_scope(settings.database_url) as session:
+        # Study rows before trial rows, in id order: the lock order of every writer.
+        for study_id in sorted({study_of[trial_id] for trial_id, _ in owed}):
+            repo.lock_study(session, study_id)
         repo.mark_dispatched(session, [trial_id for trial_id, _ in owed], now)
         enqueue_after_commit(session, owed)
     report.resent += len(owed)
@@ -160,25 +211,38 @@ def queue_is_empty(app: Celery, queue: str) -> bool:
     return not ready_messages(app, queue)
 
 
-def settle_studies(settings: Settings, report: ReapReport) -> None:
+def dispatch_idle_studies(settings: Settings, report: ReapReport) -> None:
+    """Dispatch each active study with no active trial: nothing else will (whoever ended its
+    last trial may have died before dispatching), and it is owed trials or its completion."""
     with session_scope(settings.database_url) as session:
         study_ids = repo.studies_to_settle(session)
     for study_id in study_ids:
         with session_scope(settings.database_url) as session:
             dispatch.dispatch(session, study_id)
-            settled = repo.study_state(session, study_id) not in dispatch.ACTIVE_STUDY_STATES
-        report.settled += int(settled)
+            state = repo.study_state(session, study_id)
+        report.settled += int(state is None or state.is_finished())
 
 
 def run_forever(settings: Settings, stop: threading.Event) -> None:
     """Reap every ``reaper_interval_s`` until ``stop`` is set; errors are logged, not fatal."""
     log.info("reaper: every %.1fs, grace period %.1fs", settings.reaper_interval_s,
              settings.grace_period_s)
+    unreachable = False
+    lost_after = 0.0  # monotonic time from which silent trials count as lost
     while not stop.is_set():
+        if unreachable:
+            lost_after = time.monotonic() + settings.grace_period_s
         try:
-            reap_once(settings)
-        except Exception:
-            log.exception("reaper pass failed; trying again in %.1fs", settings.reaper_interval_s)
+            reap_once(settings, fail_lost=time.monotonic() >= lost_after)
+            unreachable = False
+        except Exception as exc:
+            unreachable = is_outage(exc)
+            if unreachable:
+                log.warning("reaper pass: database unreachable (%s); trying again in %.1fs",
+                            describe_db_error(exc), settings.reaper_interval_s)
+            else:
+                log.exception("reaper pass failed; trying again in %.1fs",
+                              settings.reaper_interval_s)
         stop.wait(settings.reaper_interval_s)
 
 
@@ -190,6 +254,7 @@ def _main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    set_application_name("tuneboard-reaper")
     if args.once:
         print(reap_once(settings).as_dict())
         return

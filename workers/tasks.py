@@ -16,12 +16,12 @@ import time
 from typing import Any
 
 from tuneboard.config import get_settings
-from tuneboard.queue import REAP_TASK, RUN_TRIAL_TASK
-from workers import reaper, runner
+from tuneboard.queue import ENSEMBLE_TASK, REAP_TASK, RUN_TRIAL_TASK
+from workers import ensemble, reaper, runner
 from workers.broker import ready_messages
 from workers.celery_app import app
 
-__all__ = ["CHAIN_WINDOW_S", "reap", "run_trial"]
+__all__ = ["CHAIN_WINDOW_S", "evaluate_ensemble", "reap", "run_trial"]
 
 CHAIN_WINDOW_S = 10.0
 
@@ -47,3 +47,10 @@ def run_trial(self: Any, trial_id: int) -> str | None:
 def reap() -> dict[str, int]:
     """One reaper pass, for deployments that schedule it with Celery beat."""
     return reaper.reap_once(get_settings()).as_dict()
+
+
+@app.task(name=ENSEMBLE_TASK, acks_late=True, reject_on_worker_lost=True)
+def evaluate_ensemble(ensemble_id: int) -> str | None:
+    """Evaluate an ensemble of a study's best trials (:mod:`workers.ensemble`)."""
+    state = ensemble.run_ensemble(int(ensemble_id), get_settings())
+    return None if state is None else str(state)

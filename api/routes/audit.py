@@ -8,7 +8,8 @@ from api.deps import API_PREFIX, Admin, SessionDep
 from api.openapi import ERRORS
 from api.pagination import Cursor, Limit, decode_cursor, page
 from tuneboard import audit
-from tuneboard.studies.views import AuditEntryOut, Page
+from tuneboard.audit import AuditEntryOut
+from tuneboard.schemas import Page
 
 router = APIRouter(prefix=API_PREFIX, tags=["audit"], responses=ERRORS)
 

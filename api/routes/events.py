@@ -21,12 +21,11 @@ from api.deps import API_PREFIX, DetachedStudyDep, unit_of_work
 from api.openapi import ERRORS
 from tuneboard.errors import TuneboardError
 from tuneboard.studies import service as studies
-from tuneboard.studies.views import StudyProgress
+from tuneboard.studies.schemas import StudyProgress
 
 router = APIRouter(prefix=API_PREFIX, tags=["studies"], responses=ERRORS)
 
 POLL_S = 0.5
-FINISHED = frozenset({"completed", "cancelled", "failed"})
 
 
 def _progress(factory: sessionmaker[Session], team_id: int, study_id: int) -> StudyProgress | None:
@@ -35,7 +34,7 @@ def _progress(factory: sessionmaker[Session], team_id: int, study_id: int) -> St
         if found is None:
             return None
         study, counts, best = found
-        return StudyProgress.of(study, counts, best, finished=study.state in FINISHED)
+        return StudyProgress.of(study, counts, best, finished=study.state.is_finished())
 
 
 @router.get(

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, status
 from api.deps import API_PREFIX, MAX_ID, Admin, SessionDep
 from api.openapi import ERRORS
 from api.pagination import Cursor, Limit, decode_cursor, page
-from tuneboard.studies.views import KeyCreated, KeyCreateRequest, KeyOut, Page
-from tuneboard.teams import revoke_key
+from tuneboard.schemas import Page
 from tuneboard.teams import service as teams
+from tuneboard.teams.schemas import KeyCreated, KeyCreateRequest, KeyOut
 
 router = APIRouter(prefix=f"{API_PREFIX}/keys", tags=["keys"], responses=ERRORS)
 
@@ -21,7 +21,7 @@ def create_key(session: SessionDep, principal: Admin, body: KeyCreateRequest) ->
     key, raw = teams.create_key_for_team_name(
         session, principal.team_name, body.role, actor=principal.actor, name=body.name
     )
-    return KeyCreated(**KeyOut.of(key).model_dump(), api_key=raw)
+    return KeyCreated.of_new(key, raw)
 
 
 @router.get("", summary="The team's API keys, oldest first")
@@ -34,10 +34,17 @@ def list_keys(
     return Page[KeyOut](items=[KeyOut.of(k) for k in items], next_cursor=next_cursor)
 
 
-@router.post("/{key_id}/revoke", summary="Revoke an API key (at once, for good)")
+@router.post(
+    "/{key_id}/revoke",
+    summary="Revoke an API key (at once, for good)",
+    description="**409** for the key making the request and for the team's last admin key.",
+)
 def revoke(
     session: SessionDep,
     principal: Admin,
     key_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The key's id.")],
 ) -> KeyOut:
-    return KeyOut.of(revoke_key(session, principal.team_id, key_id, actor=principal.actor))
+    key = teams.revoke_key(
+        session, principal.team_id, key_id, actor=principal.actor, by_key_id=principal.key_id
+    )
+    return KeyOut.of(key)

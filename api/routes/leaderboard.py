@@ -8,9 +8,12 @@ from fastapi import APIRouter, Query
 
 from api.deps import API_PREFIX, SessionDep, Viewer
 from api.openapi import ERRORS
-from api.pagination import Cursor, Limit, decode_cursor, page
+from api.pagination import Limit, cursor_query, decode_cursor, page
 from tuneboard import leaderboard
-from tuneboard.studies.views import Page, TeamLeaderboardEntry
+from tuneboard.schemas import Page
+from tuneboard.spec.refs import REF_PATTERN
+from tuneboard.standards import service as standards
+from tuneboard.studies.schemas import TeamLeaderboardEntry
 
 router = APIRouter(prefix=API_PREFIX, tags=["leaderboard"], responses=ERRORS)
 
@@ -27,8 +30,8 @@ def team_leaderboard(
     session: SessionDep,
     principal: Viewer,
     limit: Limit,
-    cursor: Cursor = None,
-    standard: Annotated[str | None, Query(max_length=250)] = None,
+    cursor: Annotated[str | None, cursor_query(int, str, float, int)] = None,
+    standard: Annotated[str | None, Query(max_length=250, pattern=REF_PATTERN)] = None,
     dataset: Annotated[str | None, Query(max_length=1000)] = None,
     metric: Annotated[str | None, Query(max_length=200)] = None,
     accepted_only: bool = False,
@@ -42,7 +45,7 @@ def team_leaderboard(
         principal.team_id,
         limit=limit + 1,
         after=after,
-        standard=standard,
+        standard=standards.parse_ref(standard) if standard is not None else None,
         dataset=dataset,
         metric=metric,
         accepted_only=accepted_only,

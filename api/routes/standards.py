@@ -3,26 +3,26 @@ accepted trial into a new version. Publishing, deprecating and promoting need ``
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, status
-from pydantic import BaseModel, Field
 
 from api.deps import API_PREFIX, MAX_ID, SessionDep, StudyId, Viewer, require_role
 from api.openapi import ERRORS, ErrorBody
-from api.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from api.pagination import Cursor, Limit, decode_cursor, page
 from tuneboard import standards
-from tuneboard.db.models import StandardVersion
+from tuneboard.schemas import Page
 from tuneboard.standards import (
     PUBLISH_ROLE,
     CheckReport,
     CheckRequest,
+    StandardBody,
+    StandardDetail,
     StandardDiff,
-    StandardDocument,
     StandardVersionOut,
+    VersionSummary,
 )
-from tuneboard.standards.service import MAX_LIMIT
-from tuneboard.studies.views import Page, UtcDatetime
+from tuneboard.standards.usage import StandardUsage, standard_usage
 from tuneboard.teams import Principal
 
 router = APIRouter(prefix=API_PREFIX, tags=["standards"], responses=ERRORS)
@@ -33,6 +33,8 @@ StandardName = Annotated[
 ]
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_ID, description="The version number.")]
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "Conflict"}}
+DETAIL_VERSIONS = 200
+"""How many versions GET /standards/{name} lists before it hands over to a cursor."""
 
 EXAMPLE_DOCUMENT: dict[str, Any] = {
     "name": "vision-baseline",
@@ -64,73 +66,10 @@ EXAMPLE_DOCUMENT: dict[str, Any] = {
 }
 
 
-class StandardBody(StandardDocument):
-    """A standard document (design section 5), as written in YAML, with an optional changelog
-    line for the version it becomes."""
-
-    changelog: str = Field(
-        default="", max_length=2000, description="One line on what this version changes."
-    )
-
-    def document(self) -> StandardDocument:
-        return StandardDocument.model_validate(self.model_dump(exclude={"changelog"}))
-
-
 PublishBody = Annotated[
     StandardBody,
     Body(openapi_examples={"vision-baseline": {"value": EXAMPLE_DOCUMENT}}),
 ]
-
-
-class StandardVersionView(StandardVersionOut):
-    """One immutable version of a standard: its document, author, changelog and status."""
-
-    created_at: UtcDatetime
-
-    @classmethod
-    def of(cls, version: StandardVersion) -> StandardVersionView:
-        view = cls.from_version(version)
-        assert isinstance(view, cls)
-        return view
-
-
-class VersionSummary(BaseModel):
-    version: int
-    status: Literal["active", "deprecated"]
-    author: str
-    changelog: str
-    created_at: UtcDatetime
-
-    @classmethod
-    def of(cls, version: StandardVersion) -> VersionSummary:
-        return cls.model_validate(
-            {
-                "version": version.version,
-                "status": version.status,
-                "author": version.author,
-                "changelog": version.changelog,
-                "created_at": version.created_at,
-            }
-        )
-
-
-class StandardDetail(StandardVersionView):
-    """The newest version of a standard, and every version oldest first."""
-
-    versions: list[VersionSummary]
-    versions_next_cursor: str | None = Field(
-        None,
-        description="More versions than fit here: pass as ?cursor= to "
-        "GET /standards/{name}/versions.",
-    )
-
-
-def _service_cursor(cursor: str | None) -> str | None:
-    return str(decode_cursor(cursor, int)[0]) if cursor else None
-
-
-def _api_cursor(cursor: str | None) -> str | None:
-    return encode_cursor(int(cursor)) if cursor is not None else None
 
 
 @router.post(
@@ -144,20 +83,22 @@ def _api_cursor(cursor: str | None) -> str | None:
 )
 def create_standard(
     session: SessionDep, principal: Publisher, body: PublishBody
-) -> StandardVersionView:
+) -> StandardVersionOut:
     version = standards.create_standard(session, principal, body.document(), body.changelog)
-    return StandardVersionView.of(version)
+    return StandardVersionOut.of(version)
 
 
 @router.get("/standards", summary="The team's standards (each at its newest version)")
 def list_standards(
     session: SessionDep, principal: Viewer, limit: Limit, cursor: Cursor = None
-) -> Page[StandardVersionView]:
-    rows, next_cursor = standards.list_standards(
-        session, principal.team_id, limit=limit, cursor=_service_cursor(cursor)
+) -> Page[StandardVersionOut]:
+    (after,) = decode_cursor(cursor, int) if cursor else (None,)
+    rows = standards.list_standards(
+        session, principal.team_id, limit=limit + 1, after_standard_id=after
     )
-    return Page[StandardVersionView](
-        items=[StandardVersionView.of(v) for v in rows], next_cursor=_api_cursor(next_cursor)
+    items, next_cursor = page(rows, limit, lambda v: (v.standard_id,))
+    return Page[StandardVersionOut](
+        items=[StandardVersionOut.of(v) for v in items], next_cursor=next_cursor
     )
 
 
@@ -175,14 +116,9 @@ def check_spec(session: SessionDep, principal: Viewer, body: CheckRequest) -> Ch
 @router.get("/standards/{name}", summary="A standard: its newest version and every version")
 def get_standard(session: SessionDep, principal: Viewer, name: StandardName) -> StandardDetail:
     latest = standards.get_standard(session, principal.team_id, name)
-    versions, next_cursor = standards.list_versions(
-        session, principal.team_id, name, limit=MAX_LIMIT
-    )
-    return StandardDetail(
-        **StandardVersionView.of(latest).model_dump(),
-        versions=[VersionSummary.of(v) for v in versions],
-        versions_next_cursor=_api_cursor(next_cursor),
-    )
+    rows = standards.list_versions(session, principal.team_id, name, limit=DETAIL_VERSIONS + 1)
+    versions, next_cursor = page(rows, DETAIL_VERSIONS, lambda v: (v.version,))
+    return StandardDetail.of_standard(latest, versions, next_cursor)
 
 
 @router.post(
@@ -194,28 +130,30 @@ def get_standard(session: SessionDep, principal: Viewer, name: StandardName) -> 
 )
 def publish_version(
     session: SessionDep, principal: Publisher, name: StandardName, body: PublishBody
-) -> StandardVersionView:
+) -> StandardVersionOut:
     version = standards.publish_version(session, principal, name, body.document(), body.changelog)
-    return StandardVersionView.of(version)
+    return StandardVersionOut.of(version)
 
 
 @router.get("/standards/{name}/versions", summary="A standard's versions, oldest first")
 def list_versions(
     session: SessionDep, principal: Viewer, name: StandardName, limit: Limit, cursor: Cursor = None
 ) -> Page[VersionSummary]:
-    rows, next_cursor = standards.list_versions(
-        session, principal.team_id, name, limit=limit, cursor=_service_cursor(cursor)
+    (after,) = decode_cursor(cursor, int) if cursor else (None,)
+    rows = standards.list_versions(
+        session, principal.team_id, name, limit=limit + 1, after_version=after
     )
+    items, next_cursor = page(rows, limit, lambda v: (v.version,))
     return Page[VersionSummary](
-        items=[VersionSummary.of(v) for v in rows], next_cursor=_api_cursor(next_cursor)
+        items=[VersionSummary.of(v) for v in items], next_cursor=next_cursor
     )
 
 
 @router.get("/standards/{name}/versions/{version}", summary="One version of a standard")
 def get_version(
     session: SessionDep, principal: Viewer, name: StandardName, version: VersionNumber
-) -> StandardVersionView:
-    return StandardVersionView.of(standards.get_version(session, principal.team_id, name, version))
+) -> StandardVersionOut:
+    return StandardVersionOut.of(standards.get_version(session, principal.team_id, name, version))
 
 
 @router.post(
@@ -226,8 +164,8 @@ def get_version(
 )
 def deprecate_version(
     session: SessionDep, principal: Publisher, name: StandardName, version: VersionNumber
-) -> StandardVersionView:
-    return StandardVersionView.of(standards.deprecate_version(session, principal, name, version))
+) -> StandardVersionOut:
+    return StandardVersionOut.of(standards.deprecate_version(session, principal, name, version))
 
 
 @router.get("/standards/{name}/diff", summary="What changed between two versions")
@@ -241,6 +179,17 @@ def diff_versions(
     return standards.diff(session, principal.team_id, name, from_version, to_version)
 
 
+@router.get(
+    "/standards/{name}/usage",
+    summary="How the standard has been used",
+    description="Per version: the studies run under it (with override reasons), how many "
+    "judged trials were accepted, rejected or pending overall and per acceptance criterion, "
+    "and the best accepted trial for each objective.",
+)
+def get_usage(session: SessionDep, principal: Viewer, name: StandardName) -> StandardUsage:
+    return standard_usage(session, principal.team_id, name)
+
+
 @router.post(
     "/studies/{study_id}/promote",
     status_code=status.HTTP_201_CREATED,
@@ -250,5 +199,5 @@ def diff_versions(
     "trial, or the newest version already carries those parameters.",
     responses=CONFLICT,
 )
-def promote(session: SessionDep, principal: Publisher, study_id: StudyId) -> StandardVersionView:
-    return StandardVersionView.of(standards.promote_best(session, principal, study_id))
+def promote(session: SessionDep, principal: Publisher, study_id: StudyId) -> StandardVersionOut:
+    return StandardVersionOut.of(standards.promote_best(session, principal, study_id))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Header, Query, Response, status
 
 from api.deps import (
     API_PREFIX,
+    STUDY_CAPS,
     DetachedStudyDep,
     Member,
     SessionDep,
@@ -17,14 +18,15 @@ from api.deps import (
     Viewer,
 )
 from api.openapi import ERRORS, spec_request_body
-from api.pagination import Cursor, Limit, decode_cursor, page
+from api.pagination import Cursor, Limit, cursor_query, decode_cursor, page
 from tuneboard import leaderboard
-from tuneboard.db.models import STUDY_STATES
+from tuneboard.schemas import Page
+from tuneboard.spec.refs import REF_PATTERN
+from tuneboard.spec.states import StudyState
 from tuneboard.studies import service as studies
-from tuneboard.studies.views import (
+from tuneboard.studies.schemas import (
     Importance,
     LeaderboardEntry,
-    Page,
     StudyAccepted,
     StudyDetail,
     StudyLeaderboard,
@@ -34,23 +36,20 @@ from tuneboard.studies.views import (
 
 router = APIRouter(prefix=f"{API_PREFIX}/studies", tags=["studies"], responses=ERRORS)
 
-StudyState = Literal["queued", "running", "completed", "cancelled", "failed"]
-assert set(StudyState.__args__) == set(STUDY_STATES)  # type: ignore[attr-defined]
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=StudyDetail,
     summary="Create a study from a spec",
     description=(
-        "The body is a study spec (design section 4). A named standard's defaults fill what the "
+        "The body is a study spec (schema `StudySpec`). A named standard's defaults fill what the "
         "spec leaves out. `Idempotency-Key`: the same key with the same body returns the study "
         "created the first time with **200** (a new study answers **201**); the same key with "
         "a different body is a **409**."
     ),
     responses={200: {"model": StudyDetail, "description": "Replayed: the key's existing study"}},
     openapi_extra=spec_request_body(),
+    dependencies=[STUDY_CAPS],
 )
 def create_study(
     session: SessionDep,
@@ -78,7 +77,8 @@ def list_studies(
     state: StudyState | None = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
     standard: Annotated[
-        str | None, Query(max_length=250, description='"name" (any version) or "name@N"')
+        str | None,
+        Query(max_length=250, pattern=REF_PATTERN, description='"name" (any version) or "name@N"'),
     ] = None,
 ) -> Page[StudySummary]:
     (before_id,) = decode_cursor(cursor, int) if cursor else (None,)
@@ -120,7 +120,7 @@ def study_leaderboard(
     session: SessionDep,
     study: StudyDep,
     limit: Limit,
-    cursor: Cursor = None,
+    cursor: Annotated[str | None, cursor_query(int, float, int)] = None,
     accepted_only: bool = False,
 ) -> StudyLeaderboard:
     after = None
@@ -138,7 +138,7 @@ def study_leaderboard(
         next_cursor=next_cursor,
         study_id=study.id,
         metric=spec_metrics(study)[0] if spec_metrics(study) else "objective_0",
-        direction="maximize" if leaderboard.maximizes(study) else "minimize",
+        direction="maximize" if study.maximizes else "minimize",
         multi_objective=len(study.directions or []) > 1,
     )
 

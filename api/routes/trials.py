@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, status
 
-from api.deps import API_PREFIX, Member, SessionDep, StudyDep, StudyId, TrialNumber
+from api.deps import (
+    API_PREFIX,
+    TRIAL_CAPS,
+    Member,
+    SessionDep,
+    StudyDep,
+    StudyId,
+    TrialNumber,
+)
 from api.openapi import ERRORS
 from api.pagination import Cursor, Limit, decode_cursor, page
+from tuneboard.schemas import Page
+from tuneboard.spec.states import TrialState
 from tuneboard.studies import service as studies
-from tuneboard.studies.views import (
+from tuneboard.studies.schemas import (
     EnqueueTrialRequest,
     MetricsAtStep,
-    Page,
     TrialDetail,
     TrialSummary,
 )
@@ -22,9 +29,6 @@ router = APIRouter(
     prefix=API_PREFIX + "/studies/{study_id}/trials", tags=["trials"], responses=ERRORS
 )
 
-TrialState = Literal["waiting", "running", "complete", "pruned", "fail"]
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -32,6 +36,7 @@ TrialState = Literal["waiting", "running", "complete", "pruned", "fail"]
     description="Like Optuna's `enqueue_trial`: the trial is created waiting and sent to a "
     "worker; it does not count against `budget.n_trials`. Parameters are checked against the "
     "search space (422 naming the parameter otherwise).",
+    dependencies=[TRIAL_CAPS],
 )
 def enqueue_trial(
     session: SessionDep, principal: Member, study_id: StudyId, body: EnqueueTrialRequest

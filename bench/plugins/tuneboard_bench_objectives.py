@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 REPORTS = 20
@@ -26,4 +27,16 @@ def ingest(ctx: Any) -> float:
     for step in range(1, reports + 1):
         loss = 1.0 / step
         ctx.report(step, loss=loss, **{name: step * 0.5 for name in names})
+    return loss
+
+
+def sleepy(ctx: Any) -> float:
+    """A stand-in for training: ``REPORTS`` reports spread over ``trial_s`` seconds of sleep (a
+    GPU worker's host process waits on its device the same way)."""
+    x, pause = float(ctx.params["x"]), float(ctx.params["trial_s"]) / REPORTS
+    loss = 0.0
+    for step in range(1, REPORTS + 1):
+        time.sleep(pause)
+        loss = (x - 2.0) ** 2 + 1.0 / step
+        ctx.report(step, loss=loss)
     return loss

@@ -1,5 +1,8 @@
 """external trials: leases
 
+A trial of an external study (run by a client over HTTP) holds a lease; the reaper fails it
+once the lease has passed with no report or heartbeat.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-01 09:30:00
@@ -8,6 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -15,8 +21,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("trials") as batch:
+        batch.add_column(sa.Column("lease_expires_at", sa.DateTime(), nullable=True))
+    op.create_index(
+        op.f("ix_trials_state_lease_expires_at"), "trials", ["state", "lease_expires_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index(op.f("ix_trials_state_lease_expires_at"), table_name="trials")
+    with op.batch_alter_table("trials") as batch:
+        batch.drop_column("lease_expires_at")

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from tuneboard.config import Settings
-from tuneboard.db import session_scope
+from tuneboard.db import session_scope, utcnow
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.studies import repository as repo
 from tuneboard.teams import service as teams
@@ -141,17 +141,19 @@ def run_trials(
             with session_scope(db_url) as session:
                 row = repo.get_trial(session, study_id, trial.number)
                 assert row is not None
-                for step in range(epochs):
-                    repo.insert_metrics(
-                        session,
-                        row.id,
-                        step,
-                        {
+                repo.record_reports(
+                    session,
+                    row.id,
+                    {
+                        step: {
                             "val_accuracy": final * (step + 1) / epochs,
                             "val_loss": 1.0 / (step + 1 + i),
                             "lr": 1e-3,
-                        },
-                    )
+                        }
+                        for step in range(epochs)
+                    },
+                    utcnow(),
+                )
         if value is None:
             ostudy.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:

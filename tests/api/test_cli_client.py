@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tests.api.conftest import SPEC, Team, run_trials, spec
 from tuneboard.cli import app as cli
-from tuneboard.client import TuneboardClient
+from tuneboard.client import ApiError, TuneboardClient
 
 runner = CliRunner()
 
@@ -136,3 +136,23 @@ def test_errors_are_reported(env: Team, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("TUNEBOARD_URL", "http://127.0.0.1:1")
     unreachable = runner.invoke(cli, ["studies", "list"])
     assert unreachable.exit_code == 1 and "cannot reach" in unreachable.stderr
+
+
+def test_a_spec_with_three_problems_names_each_field_once(
+    env: Team, live_url: str, tmp_path: Path
+) -> None:
+    bad = spec()
+    bad["budget"] = {"n_trials": 0, "max_parallel": 0}
+    bad["objective"] = {**SPEC["objective"], "max_epochs": 0}
+    result = runner.invoke(cli, ["submit", str(write_spec(tmp_path, bad))])
+    assert result.exit_code == 1
+    fields = ("objective.max_epochs", "budget.n_trials", "budget.max_parallel")
+    assert result.stderr.splitlines()[0] == "error 422 invalid: 3 problems", result.stderr
+    for field in fields:
+        assert result.stderr.count(field) == 1, result.stderr
+
+    with TuneboardClient(live_url, env.keys["member"]) as client, pytest.raises(ApiError) as raised:
+        client.submit(bad)
+    assert raised.value.status == 422
+    assert sorted(p.field for p in raised.value.problems) == sorted(fields)
+    assert all(p.reason for p in raised.value.problems)

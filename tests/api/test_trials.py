@@ -5,7 +5,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import API, Team, create_study, run_trials, spec
 from tests.api.test_auth import assert_error
-from tuneboard.db import session_scope
+from tuneboard.db import session_scope, utcnow
 from tuneboard.studies import repository as repo
 
 
@@ -137,7 +137,7 @@ def test_non_finite_values_render_as_null(client: TestClient, team: Team, db_url
         row.values = ["inf"]
         row.value = float("inf")
         row.intermediate_values = {"0": "nan", "1": 0.5}
-        repo.insert_metrics(session, row.id, 7, {"val_loss": float("nan")})
+        repo.record_reports(session, row.id, {7: {"val_loss": float("nan")}}, utcnow())
     detail = client.get(f"{API}/studies/{study_id}/trials/{number}", headers=team.headers())
     assert detail.status_code == 200
     body = detail.json()

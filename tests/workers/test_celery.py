@@ -13,6 +13,7 @@ import pytest
 
 import tuneboard.queue as queue_module
 from tests.workers.conftest import Stack, Studies, steps_spec, wait_until
+from tuneboard import leaderboard
 from tuneboard.db import session_scope, utcnow
 from tuneboard.queue import send_run_trial
 from tuneboard.studies import repository as repo
@@ -43,8 +44,10 @@ def test_a_study_of_the_builtin_trainer_runs_to_completion(stack: Stack, studies
         assert sorted(metrics) == [1, 2, 3]
         assert {"train_loss", "val_loss", "val_accuracy", "generalization_gap"} <= set(metrics[3])
     with session_scope(stack.db_url) as session:
-        ranked = repo.best_trials(session, sid, maximize=True, limit=10)
-        values = [t.value for t in ranked]
+        study = repo.get_study(session, None, sid)
+        assert study is not None
+        ranked = leaderboard.study_leaderboard(session, study, limit=10)
+        values = [r.trial.value for r in ranked]
     assert len(values) == 4 and values == sorted(values, reverse=True)  # type: ignore[type-var]
 
 

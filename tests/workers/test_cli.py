@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.workers.conftest import PLUGINS, steps_spec, wait_until
-from tuneboard.cli import LOCAL_TEAM, _local_admin_key
+from tuneboard.cli.server import LOCAL_TEAM, _local_admin_key
 from tuneboard.config import Settings
 from tuneboard.db import session_scope
 from tuneboard.teams import service as teams

@@ -16,6 +16,7 @@ from tuneboard.config import get_settings
 from tuneboard.db import session_scope, utcnow
 from tuneboard.db.models import Trial
 from tuneboard.optimization.storage import SqlStorage
+from tuneboard.spec import StudyState, TrialState
 from tuneboard.studies import repository as repo
 from workers import reaper
 
@@ -25,7 +26,7 @@ def lose_a_trial(studies: Studies, study_id: int, *, steps_done: int, silent_s: 
     parameters, stored steps, a checkpoint, and a heartbeat ``silent_s`` old."""
     url = studies.db_url
     settings = get_settings()
-    trial = next(t for t in studies.trials(study_id) if t.state == "waiting")
+    trial = next(t for t in studies.trials(study_id) if t.state == TrialState.WAITING)
     checkpoint_dir = settings.checkpoint_root / str(study_id) / str(trial.number)
     with session_scope(url) as session:
         assert repo.claim_trial(session, trial.id, worker="ghost@host:1", device="cpu",
@@ -70,15 +71,15 @@ def test_a_lost_trial_fails_and_its_retry_resumes_from_the_checkpoint(
     report = reaper.reap_once(get_settings())
     assert (report.failed, report.retried) == (1, 1)
     lost_after, retry = studies.trials(sid)
-    assert lost_after.state == "fail"
+    assert lost_after.state == TrialState.FAIL
     assert lost_after.error == "worker lost: no heartbeat for 60s (worker ghost@host:1)"
-    assert retry.state == "waiting" and retry.origin == "retry"
+    assert retry.state == TrialState.WAITING and retry.origin == "retry"
     assert (retry.attempt, retry.retry_of, retry.seed) == (2, lost.number, lost.seed)
     assert retry.checkpoint_path == lost.checkpoint_path
     assert retry.system_attrs["fixed_params"] == lost_after.params
     assert queue_size() == 1
 
-    assert run_waiting(studies, sid) == ["complete"], studies.trials(sid)[1].error
+    assert run_waiting(studies, sid) == [TrialState.COMPLETE], studies.trials(sid)[1].error
     retry = studies.trials(sid)[1]
     assert retry.params == lost_after.params and retry.epochs_run == 5
     metrics = studies.metrics(retry.id)
@@ -86,7 +87,7 @@ def test_a_lost_trial_fails_and_its_retry_resumes_from_the_checkpoint(
     assert [metrics[s]["resumed_at"] for s in range(1, 6)] == [1.0, 1.0, 3.0, 3.0, 3.0]
     frozen = SqlStorage(local.db_url).get_trial(retry.id)
     assert sorted(frozen.intermediate_values) == [1, 2, 3, 4, 5]
-    assert studies.study(sid).state == "completed"
+    assert studies.study(sid).state == StudyState.COMPLETED
 
 
 def test_retries_stop_at_max_retries(local: Stack, studies: Studies) -> None:
@@ -97,9 +98,9 @@ def test_retries_stop_at_max_retries(local: Stack, studies: Studies) -> None:
     report = reaper.reap_once(get_settings())
     assert (report.failed, report.retried) == (1, 0)
     trials = studies.trials(sid)
-    assert [(t.state, t.attempt) for t in trials] == [("fail", 1), ("fail", 2)]
-    assert not any(t.state in ("waiting", "running") for t in trials)
-    assert studies.study(sid).state == "completed"
+    assert [(t.state, t.attempt) for t in trials] == [(TrialState.FAIL, 1), (TrialState.FAIL, 2)]
+    assert not any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
+    assert studies.study(sid).state == StudyState.COMPLETED
 
 
 def test_racing_reapers_fail_and_retry_once(local: Stack, studies: Studies) -> None:
@@ -134,7 +135,7 @@ def test_the_heartbeat_keeps_a_quiet_trial_alive(
     while thread.is_alive():
         assert reaper.reap_once(get_settings()).failed == 0
         thread.join(timeout=0.3)
-    assert outcome == ["complete"]
+    assert outcome == [TrialState.COMPLETE]
 
 
 def test_overdue_waiting_trials_are_resent_only_from_an_empty_queue(
@@ -160,4 +161,4 @@ def test_a_study_with_nothing_active_is_settled(local: Stack, studies: Studies) 
     with session_scope(local.db_url) as session:
         repo.fail_waiting_trials(session, sid, "lost in a test", utcnow())
     assert reaper.reap_once(get_settings()).settled == 1
-    assert studies.study(sid).state == "completed"
+    assert studies.study(sid).state == StudyState.COMPLETED

@@ -15,6 +15,7 @@ from tuneboard.db import session_scope
 from tuneboard.db.models import Trial
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.queue import celery_client
+from tuneboard.spec import StudyState, TrialState
 from tuneboard.standards import StandardDocument
 from tuneboard.standards import service as standards
 from tuneboard.studies import service, verdicts
@@ -43,7 +44,7 @@ def run_waiting(studies: Studies, study_id: int, limit: int = 50) -> list[str | 
     """Run the study's waiting trials one by one, as a single worker would, until none is left."""
     outcomes: list[str | None] = []
     for _ in range(limit):
-        waiting = [t.id for t in studies.trials(study_id) if t.state == "waiting"]
+        waiting = [t.id for t in studies.trials(study_id) if t.state == TrialState.WAITING]
         if not waiting:
             return outcomes
         outcomes.append(run(waiting[0]))
@@ -54,12 +55,12 @@ def test_study_runs_to_completion_with_metrics_and_bookkeeping(
     local: Stack, studies: Studies
 ) -> None:
     sid = studies.create(steps_spec(n_trials=3, max_parallel=2, steps=3))
-    assert run_waiting(studies, sid) == ["complete"] * 3
+    assert run_waiting(studies, sid) == [TrialState.COMPLETE] * 3
 
     study = studies.study(sid)
-    assert study.state == "completed" and study.started_at is not None
+    assert study.state == StudyState.COMPLETED and study.started_at is not None
     trials = studies.trials(sid)
-    assert [t.state for t in trials] == ["complete"] * 3
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     settings = get_settings()
     for t in trials:
         x = t.params["x"]
@@ -78,18 +79,18 @@ def test_study_runs_to_completion_with_metrics_and_bookkeeping(
 def test_a_second_delivery_finds_nothing_to_run(local: Stack, studies: Studies) -> None:
     sid = studies.create(steps_spec(n_trials=1))
     trial = studies.trials(sid)[0]
-    assert run(trial.id, worker="a") == "complete"
+    assert run(trial.id, worker="a") == TrialState.COMPLETE
     assert run(trial.id, worker="b") is None
     assert run(10**9, worker="b") is None
     (again,) = studies.trials(sid)
-    assert again.worker == "a" and again.state == "complete"
+    assert again.worker == "a" and again.state == TrialState.COMPLETE
 
 
 def test_an_objective_error_fails_the_trial_with_type_message_and_traceback(
     local: Stack, studies: Studies
 ) -> None:
     sid = studies.create(steps_spec(n_trials=2, fail_at=2))
-    assert run_waiting(studies, sid) == ["fail", "fail"]
+    assert run_waiting(studies, sid) == [TrialState.FAIL, TrialState.FAIL]
     trial = studies.trials(sid)[0]
     assert trial.error is not None
     assert trial.error.startswith("RuntimeError: boom at step 2")
@@ -98,12 +99,12 @@ def test_an_objective_error_fails_the_trial_with_type_message_and_traceback(
     frozen = SqlStorage(local.db_url).get_trial(trial.id)
     assert frozen.state == optuna.trial.TrialState.FAIL
     assert frozen.system_attrs["fail_reason"] == trial.error
-    assert studies.study(sid).state == "completed"
+    assert studies.study(sid).state == StudyState.COMPLETED
 
 
 def test_a_non_finite_result_fails_the_trial(local: Stack, studies: Studies) -> None:
     sid = studies.create(steps_spec(n_trials=1, nan=True))
-    assert run_waiting(studies, sid) == ["fail"]
+    assert run_waiting(studies, sid) == [TrialState.FAIL]
     assert studies.trials(sid)[0].error == (
         "ObjectiveResultError: the objective returned nan for loss"
     )
@@ -113,7 +114,7 @@ def test_an_unknown_objective_fails_the_trial(local: Stack, studies: Studies) ->
     spec = steps_spec(n_trials=1)
     spec["objective"]["entrypoint"] = "no-such-objective"
     sid = studies.create(spec)
-    assert run_waiting(studies, sid) == ["fail"]
+    assert run_waiting(studies, sid) == [TrialState.FAIL]
     error = studies.trials(sid)[0].error
     assert error is not None and error.startswith("UnknownObjective: no objective")
 
@@ -124,9 +125,9 @@ def test_the_pruner_stops_a_trial_and_its_value_is_the_last_report(
     spec = steps_spec(n_trials=1, steps=5)
     spec["pruner"] = {"type": "threshold", "upper": 0.5}
     sid = studies.create(spec)
-    assert run_waiting(studies, sid) == ["pruned"]
+    assert run_waiting(studies, sid) == [TrialState.PRUNED]
     trial = studies.trials(sid)[0]
-    assert trial.state == "pruned" and trial.epochs_run == 1
+    assert trial.state == TrialState.PRUNED and trial.epochs_run == 1
     assert trial.value == (trial.params["x"] - 2.0) ** 2 + 1.0
 
 
@@ -136,14 +137,15 @@ def test_enqueued_parameters_are_used(local: Stack, studies: Studies) -> None:
         service.enqueue_trial(session, studies.principal, sid, {"x": 1.5})
     run_waiting(studies, sid)
     manual = [t for t in studies.trials(sid) if t.origin == "manual"]
-    assert len(manual) == 1 and manual[0].params == {"x": 1.5} and manual[0].state == "complete"
+    assert len(manual) == 1 and manual[0].params == {"x": 1.5}
+    assert manual[0].state == TrialState.COMPLETE
 
 
 def test_multi_objective_values(local: Stack, studies: Studies) -> None:
     spec = steps_spec(n_trials=2)
     spec["objective"].update(metric=["loss", "resumed_at"], direction=["minimize", "maximize"])
     sid = studies.create(spec)
-    assert run_waiting(studies, sid) == ["complete", "complete"]
+    assert run_waiting(studies, sid) == [TrialState.COMPLETE, TrialState.COMPLETE]
     for t in studies.trials(sid):
         assert t.values is not None and len(t.values) == 2 and t.values[1] == 1.0
 
@@ -160,13 +162,15 @@ def test_cancel_stops_the_running_trial_within_a_step(local: Stack, studies: Stu
                message="two steps of the first trial")
     studies.cancel(sid)
     at_cancel = studies.trials(sid)[0].epochs_run
+    assert studies.study(sid).state == "cancelling"  # until its running trial has ended
     thread.join(timeout=30)
-    assert outcome == ["fail"]
+    assert outcome == [TrialState.FAIL]
+    assert studies.study(sid).state == "cancelled"
     trials = studies.trials(sid)
     assert trials[0].error == "study cancelled"
     # A poll at most every second, steps of 0.3 s: at most four more steps, not the 40.
     assert trials[0].epochs_run <= at_cancel + 4
-    assert all(t.state == "fail" for t in trials)
+    assert all(t.state == TrialState.FAIL for t in trials)
     assert trials[1].error == "study cancelled before this trial started"
     assert run_waiting(studies, sid) == []
 
@@ -193,10 +197,10 @@ def test_the_next_trial_is_kept_to_run_here_or_sent(local: Stack, studies: Studi
     assert done.queue == "default" and queue_size() == 0
     second = runner.run_trial(done.kept, worker="t", settings=get_settings(),
                               keep_next=lambda queue: False)
-    assert second is not None and second.state == "complete" and second.kept is None
+    assert second is not None and second.state == TrialState.COMPLETE and second.kept is None
     assert len(second.dispatched) == 1 and queue_size() == 1
-    assert run_waiting(studies, sid) == ["complete"]
-    assert studies.study(sid).state == "completed"
+    assert run_waiting(studies, sid) == [TrialState.COMPLETE]
+    assert studies.study(sid).state == StudyState.COMPLETED
 
 
 def test_trials_of_a_study_with_a_standard_get_a_verdict(local: Stack, studies: Studies) -> None:
@@ -207,7 +211,7 @@ def test_trials_of_a_study_with_a_standard_get_a_verdict(local: Stack, studies: 
     with session_scope(local.db_url) as session:
         standards.create_standard(session, studies.principal, document)
     sid = studies.create({**steps_spec(n_trials=4, sampler="tpe"), "standard": "quad"})
-    assert run_waiting(studies, sid) == ["complete"] * 4
+    assert run_waiting(studies, sid) == [TrialState.COMPLETE] * 4
     storage = SqlStorage(local.db_url)
     for t in studies.trials(sid):
         assert t.value is not None and t.verdict is not None
@@ -221,12 +225,12 @@ def test_a_study_past_its_timeout_starts_no_waiting_trial(local: Stack, studies:
     spec["budget"]["timeout_s"] = 60
     sid = studies.create(spec)
     first, second = [t.id for t in studies.trials(sid)]
-    assert run(first) == "complete"
+    assert run(first) == TrialState.COMPLETE
     with session_scope(local.db_url) as session:
         study = service.repo.lock_study(session, sid)
         assert study is not None and study.started_at is not None
         study.started_at = study.started_at - timedelta(seconds=61)
     assert run(second) is None
     trials = {t.id: t for t in studies.trials(sid)}
-    assert trials[second].state == "fail" and trials[second].error == runner.TIMED_OUT
-    assert all(t.state != "waiting" for t in trials.values())
+    assert trials[second].state == TrialState.FAIL and trials[second].error == runner.TIMED_OUT
+    assert all(t.state != TrialState.WAITING for t in trials.values())

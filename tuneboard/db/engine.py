@@ -4,18 +4,27 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+
+from tuneboard.config import get_settings
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
 _factories: dict[tuple[str, bool], sessionmaker[Session]] = {}
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled connection idle for longer is pinged before it is handed out (see ``_ping_when_idle``).
+PING_IDLE_S = 1.0
+# What PostgreSQL shows as each connection's application_name (pg_stat_activity), set by each
+# process at its start: tuneboard-api, tuneboard-worker, tuneboard-reaper.
+_application_name = "tuneboard"
 READ_ONLY_OPTION = "tuneboard_read_only"
 
 
@@ -54,7 +63,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine whose errors and logs never show a statement's parameters: they carry API key
+    hashes, parameters and notes, and database errors are logged."""
     url = normalize_url(url)
+    kwargs["hide_parameters"] = True
     if url.startswith("sqlite"):
         if ":memory:" in url or url.rstrip("/") == "sqlite:":
             raise ValueError("an in-memory SQLite database cannot be shared; use a file")
@@ -65,8 +77,73 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    ping = kwargs.pop("pool_pre_ping", True)
+    connect_args = kwargs.setdefault("connect_args", {})
+    if get_settings().db_pgbouncer:
+        # PgBouncer in transaction mode may hand the next transaction another server connection,
+        # one without the statements psycopg prepared on this one.
+        connect_args.setdefault("prepare_threshold", None)
+    engine = create_engine(url, **kwargs)
+    if ping:
+        _ping_when_idle(engine)
+
+    @event.listens_for(engine, "do_connect")
+    def _name_the_connection(_dialect: Any, _record: Any, _args: Any, cparams: Any) -> None:
+        cparams.setdefault("application_name", _application_name)
+
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, for connections idle longer than ``PING_IDLE_S``: a ping is a server
+    transaction of its own, and pinging at every checkout doubled a busy worker's transactions.
+    A connection back in use within the second is as alive as a ping could show; one that broke
+    meanwhile fails its statement, which invalidates the pool (and the worker tries again)."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["used_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("used_at", 0.0) < PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(str(exc)) from exc  # the pool connects afresh
+
+
+def set_application_name(name: str) -> None:
+    """Name this process's PostgreSQL connections (``application_name``), so that
+    ``pg_stat_activity`` shows which kind of process holds each; connections opened after the
+    call carry it."""
+    global _application_name
+    _application_name = name
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """A database error fit for a log line: its kind, SQLSTATE and the server's primary message.
+
+    Never the statement's parameters (hidden by every engine here, see ``create_db_engine``) nor
+    the server's DETAIL, which quotes row values ("Key (key_hash)=(...) already exists").
+    """
+    orig = getattr(exc, "orig", None) or exc
+    diag = getattr(orig, "diag", None)
+    message = getattr(diag, "message_primary", None) or next(iter(str(orig).splitlines()), "")
+    sqlstate = getattr(orig, "sqlstate", None)
+    kind = type(exc).__name__ + (f" [{sqlstate}]" if sqlstate else "")
+    return f"{kind}: {message}" if message else kind
+
+
+def _pool_options(url: str) -> dict[str, Any]:
+    """The cap on each process's connections to PostgreSQL (SQLite's pool is its own)."""
+    if is_sqlite(url):
+        return {}
+    settings = get_settings()
+    return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
 
 
 def get_engine(url: str) -> Engine:
@@ -74,7 +151,7 @@ def get_engine(url: str) -> Engine:
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _engines[url] = create_db_engine(url)
+            engine = _engines[url] = create_db_engine(url, **_pool_options(url))
         return engine
 
 

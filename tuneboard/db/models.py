@@ -8,7 +8,9 @@ Non-finite floats inside JSON are stored as the strings "nan", "inf", "-inf".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -22,20 +24,20 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.types import TypeEngine
 
-from tuneboard.db.base import Base, utcnow
+from tuneboard.db.base import Base, JSONDoc, StrEnumString, utcnow
+from tuneboard.spec import Direction, StudySpec
+from tuneboard.spec.states import StudyState, TrialOrigin, TrialState
 
 ROLES = ("viewer", "member", "maintainer", "admin")
-STUDY_STATES = ("queued", "running", "completed", "cancelled", "failed")
-TRIAL_STATES = ("waiting", "running", "complete", "pruned", "fail")
-# Why a trial exists: drawn by the sampler within the budget, enqueued by a person, a retry of
-# a trial whose worker was lost, or a re-run with another seed for a stability criterion.
-TRIAL_ORIGINS = ("sampler", "manual", "retry", "stability", "optuna")
-FINISHED_TRIAL_STATES = ("complete", "pruned", "fail")
 STANDARD_STATUSES = ("active", "deprecated")
 
 
@@ -44,8 +46,26 @@ STANDARD_STATUSES = ("active", "deprecated")
 OptunaJSON = JSON()
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+class _Directions(TypeDecorator[list[Direction]]):
+    """Each objective's direction as a JSON list of names; rows load them as ``Direction``."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(
+        self, value: Iterable[Direction | str] | None, dialect: Dialect
+    ) -> list[str] | None:
+        return None if value is None else [Direction(d).value for d in value]
+
+    def process_result_value(self, value: list[str] | None, dialect: Dialect) -> list[Direction]:
+        return [Direction(d) for d in value or []]
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Team(Base):
@@ -107,7 +127,7 @@ class Study(Base):
     __tablename__ = "studies"
     __table_args__ = (
         UniqueConstraint("team_id", "idempotency_key"),
-        CheckConstraint(_in("state", STUDY_STATES), name="state"),
+        CheckConstraint(_in("state", StudyState), name="state"),
         Index(None, "team_id", "state", "id"),
         Index(None, "team_id", "name"),
         # Ids are never reused (SQLite would reuse max+1): caches key finished trials by id.
@@ -120,8 +140,10 @@ class Study(Base):
     # study_name, unique in the store.
     name: Mapped[str] = mapped_column(String(255))
     optuna_name: Mapped[str] = mapped_column(String(512), unique=True)
-    directions: Mapped[list[Any]]
-    state: Mapped[str] = mapped_column(String(20), default="running")
+    directions: Mapped[list[Direction]] = mapped_column(_Directions)
+    state: Mapped[StudyState] = mapped_column(
+        StrEnumString(StudyState), default=StudyState.RUNNING
+    )
     spec: Mapped[dict[str, Any] | None]
     spec_hash: Mapped[str | None] = mapped_column(String(64))
     standard_version_id: Mapped[int | None] = mapped_column(
@@ -137,6 +159,13 @@ class Study(Base):
     # the study lock, so the budget check need not count the study's trials).
     sampler_trials: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    # Why the study ended before its budget was spent (a ``stopping`` rule, the timeout).
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    # The study this one was cloned from (``POST /studies/{id}/clone``). A plain id, as
+    # ``trials.retry_of`` is: deleting the parent (through Optuna's API) leaves the number.
+    parent_id: Mapped[int | None] = mapped_column(Integer)
+    # Set by an extension: the stopping rules judge only trials numbered from here on.
+    stopping_since: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -144,15 +173,41 @@ class Study(Base):
 
     standard_version: Mapped[StandardVersion | None] = relationship(lazy="joined")
 
+    @validates("state")
+    def _state(self, _key: str, value: str) -> StudyState:
+        # A state set from a string is held as the enum, as a loaded one is.
+        return StudyState(value)
+
+    @property
+    def maximizes(self) -> bool:
+        """Whether the first objective, the one every ranking uses, is maximised."""
+        return bool(self.directions) and self.directions[0] == Direction.MAXIMIZE
+
+    @property
+    def spec_model(self) -> StudySpec | None:
+        """The typed spec; None for a study created through Optuna's own API, which has none.
+
+        Validated once per row instance and kept while ``spec`` holds the same document (a JSON
+        column is replaced, never changed in place, so a new document means a new validation).
+        """
+        if self.spec is None:
+            return None
+        cached: tuple[dict[str, Any], StudySpec] | None = vars(self).get("_spec_model")
+        if cached is None or cached[0] is not self.spec:
+            cached = (self.spec, StudySpec.model_validate(self.spec))
+            self._spec_model = cached
+        return cached[1]
+
 
 class Trial(Base):
     __tablename__ = "trials"
     __table_args__ = (
         UniqueConstraint("study_id", "number"),
-        CheckConstraint(_in("state", TRIAL_STATES), name="state"),
-        CheckConstraint(_in("origin", TRIAL_ORIGINS), name="origin"),
+        CheckConstraint(_in("state", TrialState), name="state"),
+        CheckConstraint(_in("origin", TrialOrigin), name="origin"),
         Index(None, "study_id", "state", "value"),
         Index(None, "state", "heartbeat_at"),
+        Index(None, "state", "lease_expires_at"),
         Index(
             "ix_trials_retries",
             "study_id",
@@ -166,8 +221,8 @@ class Trial(Base):
             "ix_trials_accepted_leaderboard",
             "study_id",
             "value",
-            postgresql_where=text("state = 'complete' AND accepted"),
-            sqlite_where=text("state = 'complete' AND accepted = 1"),
+            postgresql_where=text(f"state = '{TrialState.COMPLETE}' AND accepted"),
+            sqlite_where=text(f"state = '{TrialState.COMPLETE}' AND accepted = 1"),
         ),
         {"sqlite_autoincrement": True},
     )
@@ -175,7 +230,7 @@ class Trial(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[TrialState] = mapped_column(StrEnumString(TrialState))
     # First objective value as a sortable column (NULL for NaN); ``values`` holds them all.
     value: Mapped[float | None] = mapped_column(Float)
     values: Mapped[list[Any] | None] = mapped_column(OptunaJSON)
@@ -187,19 +242,34 @@ class Trial(Base):
     datetime_start: Mapped[datetime | None] = mapped_column(DateTime)
     datetime_complete: Mapped[datetime | None] = mapped_column(DateTime)
 
-    origin: Mapped[str] = mapped_column(String(20), default="optuna")
+    origin: Mapped[TrialOrigin] = mapped_column(
+        StrEnumString(TrialOrigin), default=TrialOrigin.OPTUNA
+    )
     seed: Mapped[int | None] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     retry_of: Mapped[int | None] = mapped_column(Integer)
     worker: Mapped[str | None] = mapped_column(String(255))
     device: Mapped[str | None] = mapped_column(String(50))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set for a trial of an external study, run by a client over HTTP: the reaper fails it once
+    # this passes with no report or heartbeat. NULL for trials our workers run (their
+    # ``heartbeat_at`` and the grace period decide).
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime)
     error: Mapped[str | None] = mapped_column(Text)
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
     checkpoint_path: Mapped[str | None] = mapped_column(String(1024))
     accepted: Mapped[bool | None] = mapped_column(Boolean)
     verdict: Mapped[dict[str, Any] | None]
+
+    @validates("state")
+    def _state(self, _key: str, value: str) -> TrialState:
+        # A state set from a string is held as the enum, as a loaded one is.
+        return TrialState(value)
+
+    @validates("origin")
+    def _origin(self, _key: str, value: str) -> TrialOrigin:
+        return TrialOrigin(value)
 
 
 class TrialMetric(Base):
@@ -227,3 +297,139 @@ class AuditEntry(Base):
     object_id: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- Webhooks: a team's registered receivers, and the outbox of what each is owed. ---
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # owed: sent when ``next_attempt_at`` comes
+    DELIVERED = "delivered"  # the receiver answered 2xx; never sent again
+    FAILED = "failed"  # given up (attempts spent, or the webhook was deleted)
+
+
+class Webhook(Base):
+    __tablename__ = "webhooks"
+    __table_args__ = (Index(None, "team_id", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSONDoc)
+    # Kept as written: the dispatcher signs every body with it (HMAC needs the secret itself).
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class WebhookDelivery(Base):
+    """One event owed to one webhook, written in the transaction of the fact it reports."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # An event is recorded once per webhook, however often the fact is seen again.
+        UniqueConstraint("webhook_id", "event_id"),
+        CheckConstraint(_in("state", DeliveryState), name="state"),
+        Index(None, "webhook_id", "id"),
+        Index(None, "state", "next_attempt_at"),
+        # Receivers may key on the delivery id: ids are never reused (SQLite would reuse max+1).
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(50))
+    event_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    state: Mapped[DeliveryState] = mapped_column(
+        StrEnumString(DeliveryState), default=DeliveryState.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    webhook: Mapped[Webhook] = relationship(lazy="joined")
+
+    @validates("state")
+    def _state(self, _key: str, value: str) -> DeliveryState:
+        return DeliveryState(value)
+
+
+# --- Notes: what people write about a study or one of its trials. ---
+
+NOTE_MAX_LENGTH = 10_000
+
+
+class Note(Base):
+    """A note on a study (``trial_id`` NULL) or on one of its trials. Notes are only added."""
+
+    __tablename__ = "notes"
+    __table_args__ = (
+        CheckConstraint(f"length(body) BETWEEN 1 AND {NOTE_MAX_LENGTH}", name="body_length"),
+        Index(None, "study_id", "id"),
+        Index(None, "trial_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    trial_id: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    # Who wrote it, as the audit log names actors ("key:<id>").
+    author: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- Ensembles: a study's best trials, their predictions averaged. ---
+
+
+class EnsembleState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+    def is_finished(self) -> bool:
+        return self in (EnsembleState.COMPLETE, EnsembleState.FAILED)
+
+
+class Ensemble(Base):
+    """An ensemble of a study's top-K trials, evaluated by a worker on the study's validation
+    split. ``members`` (trial numbers, best first) are chosen when it is asked for."""
+
+    __tablename__ = "ensembles"
+    __table_args__ = (
+        CheckConstraint(_in("state", EnsembleState), name="state"),
+        CheckConstraint("k >= 2", name="k"),
+        Index(None, "study_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    k: Mapped[int] = mapped_column(Integer)
+    members: Mapped[list[Any]]
+    # The study metric it is judged by, and each member's own value of it on the same split.
+    metric: Mapped[str] = mapped_column(String(200))
+    state: Mapped[EnsembleState] = mapped_column(
+        StrEnumString(EnsembleState), default=EnsembleState.PENDING
+    )
+    value: Mapped[float | None] = mapped_column(Float)
+    best_single_value: Mapped[float | None] = mapped_column(Float)
+    # value - best_single_value: positive is better for a maximised metric, negative for a
+    # minimised one.
+    gain: Mapped[float | None] = mapped_column(Float)
+    member_values: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    @validates("state")
+    def _state(self, _key: str, value: str) -> EnsembleState:
+        return EnsembleState(value)

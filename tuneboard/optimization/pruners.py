@@ -23,7 +23,7 @@ from optuna.pruners import (
     WilcoxonPruner,
 )
 
-from tuneboard.studies.schemas import PrunerSpec
+from tuneboard.spec import PrunerSpec
 
 __all__ = ["make_pruner"]
 

@@ -37,12 +37,15 @@ from optuna.samplers import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneboard.optimization.constraints import constraints_func
 from tuneboard.optimization.space import grid_search_space
-from tuneboard.studies.schemas import (
+from tuneboard.spec import (
+    CONSTRAINED_SAMPLERS,
     MULTI_OBJECTIVE_SAMPLERS,
     AnyParam,
     CategoricalParam,
     SamplerSpec,
+    SearchSpec,
 )
 
 __all__ = ["make_sampler"]
@@ -75,16 +78,22 @@ def make_sampler(
     *,
     n_objectives: int,
     trial_seed_offset: int = 0,
+    search: SearchSpec | None = None,
 ) -> BaseSampler:
     """The sampler ``spec`` describes, for a study over ``search_space`` with ``n_objectives``.
 
     ``trial_seed_offset`` must differ between trials (the trial number will do); see the module
     docstring for which samplers use it. Raises ValueError for a combination the spec validation
-    refuses too (cmaes with several objectives, grid over a continuous parameter).
+    refuses too (cmaes with several objectives, grid over a continuous parameter, constraints
+    for a sampler that takes none). ``search`` with ``prefer_accepted``: the sampler's
+    ``constraints_func`` is built from ``search.constraints`` (``optimization.constraints``).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return _build(spec, search_space, n_objectives, trial_seed_offset)
+        # Optuna 5 deprecates constraints_func for Trial.set_constraint, which only the code
+        # running the trial can call; the constraints here come from the stored spec instead.
+        warnings.filterwarnings("ignore", "`constraints_func` has been deprecated", FutureWarning)
+        return _build(spec, search_space, n_objectives, trial_seed_offset, search)
 
 
 def _build(
@@ -92,11 +101,16 @@ def _build(
     search_space: Mapping[str, AnyParam],
     n_objectives: int,
     trial_seed_offset: int,
+    search: SearchSpec | None = None,
 ) -> BaseSampler:
     if n_objectives > 1 and spec.type not in MULTI_OBJECTIVE_SAMPLERS:
         raise ValueError(f"the {spec.type} sampler supports a single objective only")
     seed = None if spec.seed is None else (spec.seed + trial_seed_offset) % _SEED_MODULUS
     options: dict[str, Any] = dict(spec.options)
+    if search is not None and search.prefer_accepted:
+        if spec.type not in CONSTRAINED_SAMPLERS:
+            raise ValueError(f"the {spec.type} sampler takes no constraints")
+        options["constraints_func"] = constraints_func(search.constraints)
     conditional = any(p.when for p in search_space.values())
     quiet = conditional or any(isinstance(p, CategoricalParam) for p in search_space.values())
     if spec.type == "random":

@@ -13,7 +13,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tuneboard.studies.schemas import (
+from tuneboard.spec import (
     AnyParam,
     CategoricalParam,
     ChoiceValue,

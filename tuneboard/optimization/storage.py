@@ -18,6 +18,10 @@ intermediate values); our own columns (verdict, epochs_run, ...) are not part of
 
 Timestamps are naive UTC in the database and naive local time in Optuna's objects (Optuna
 uses ``datetime.now()``). Non-finite floats are stored in JSON as "nan", "inf" and "-inf".
+
+The database must be at the head of our migrations: ``SqlStorage`` refuses any other
+(:func:`check_schema`) and never creates tables, unlike Optuna's ``RDBStorage``, which writes
+its own into whatever database its URL names.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import functools
 import gc
 import json
 import math
+import sqlite3
 import threading
 import time
 import uuid
@@ -36,11 +41,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
+from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 import optuna
 import orjson
 import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from optuna.distributions import (
     BaseDistribution,
     check_distribution_compatibility,
@@ -56,8 +66,12 @@ from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneboard.db.base import utcnow
-from tuneboard.db.engine import READ_ONLY_OPTION, get_engine, normalize_url
+from tuneboard.db.engine import READ_ONLY_OPTION, get_engine, is_sqlite, normalize_url
+from tuneboard.db.migrate import alembic_config
 from tuneboard.db.models import Study, Trial
+from tuneboard.db.queries import allocate_trial_numbers, ranked_trials
+from tuneboard.errors import Unavailable
+from tuneboard.spec import states
 
 FailedTrialCallback = Callable[["optuna.Study", FrozenTrial], None]
 
@@ -74,7 +88,7 @@ def _as_text(column: sa.Column[Any]) -> sa.Label[str]:
 _TRIAL_COLUMNS = (
     _TRIALS.c.id,
     _TRIALS.c.number,
-    _TRIALS.c.state,
+    sa.type_coerce(_TRIALS.c.state, sa.String).label("state"),  # as text: _OPTUNA_STATE maps it
     _as_text(_TRIALS.c["values"]),  # ``.c.values`` is the collection's method
     _as_text(_TRIALS.c.params),
     _as_text(_TRIALS.c.distributions),
@@ -85,9 +99,8 @@ _TRIAL_COLUMNS = (
     _TRIALS.c.datetime_complete,
 )
 
-_DB_STATE = {state: state.name.lower() for state in TrialState}
+_DB_STATE = {state: states.TrialState(state.name.lower()) for state in TrialState}
 _OPTUNA_STATE = {name: state for state, name in _DB_STATE.items()}
-_FINISHED_DB_STATES = tuple(_DB_STATE[s] for s in TrialState if s.is_finished())
 _DIRECTION_NAMES = {StudyDirection.MINIMIZE: "minimize", StudyDirection.MAXIMIZE: "maximize"}
 _DIRECTIONS = {name: direction for direction, name in _DIRECTION_NAMES.items()}
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -216,7 +229,7 @@ def _frozen_trial(
 
 
 def _check_updatable(number: int, db_state: str) -> None:
-    if db_state in _FINISHED_DB_STATES:
+    if states.TrialState(db_state).is_finished():
         raise UpdateFinishedTrialError(
             f"Trial#{number} has already finished and can not be updated."
         )
@@ -237,6 +250,9 @@ class _StudyCache:
     max_id_seen: int = 0
     unfinished_ids: set[int] = field(default_factory=set)
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
+    # When the trials were last read (time.monotonic), and the unfinished ones then.
+    read_at: float = -math.inf
+    unfinished: list[FrozenTrial] = field(default_factory=list)
 
     def take(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
         """Keep the finished ones of trials just read; returns the unfinished ones."""
@@ -249,6 +265,7 @@ class _StudyCache:
             for trial in finished:
                 bisect.insort(self.finished, trial, key=_NUMBER)
         self.unfinished_ids = {t._trial_id for t in unfinished}
+        self.read_at, self.unfinished = time.monotonic(), unfinished
         self.max_id_seen = max([self.max_id_seen, *(t._trial_id for t in trials)])
         return unfinished
 
@@ -290,6 +307,80 @@ def _cache_for(url: str) -> _DatabaseCache:
         return _caches.setdefault(url, _DatabaseCache())
 
 
+# --- The schema check ----------------------------------------------------------------------
+
+
+class SchemaMismatch(Unavailable):
+    """The database lacks Tuneboard's schema or is behind its migrations."""
+
+
+_checked_lock = threading.Lock()
+_checked_urls: set[str] = set()
+
+
+def check_schema(url: str) -> None:
+    """Refuse a database that is not at the head of our migrations, once per URL per process.
+
+    Nothing here writes: a missing SQLite file is not created, an empty one gets no tables (as
+    Optuna's own ``RDBStorage`` would create), so a wrong URL fails here, not halfway through.
+    """
+    url = normalize_url(url)
+    with _checked_lock:
+        if url in _checked_urls:
+            return
+    problem = _schema_problem(url)
+    if problem is not None:
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+        raise SchemaMismatch(f"{shown} {problem}")
+    with _checked_lock:
+        _checked_urls.add(url)
+
+
+@functools.cache
+def _migrations() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(""))  # the scripts alone: no database
+
+
+def _schema_problem(url: str) -> str | None:
+    upgrade = "run `tuneboard db upgrade` on it"
+    try:
+        current = _current_revision(url)
+    except FileNotFoundError:
+        return "does not exist: create it with `tuneboard db upgrade`, or check the URL"
+    if current is None:
+        return f"has no Tuneboard schema (no migration applied): {upgrade}, or check the URL"
+    heads = _migrations().get_heads()
+    if current in heads:
+        return None
+    try:
+        _migrations().get_revision(current)
+    except CommandError:
+        return (
+            f"is at migration {current!r}, which Tuneboard's migrations do not know: a newer "
+            "Tuneboard's database, or another program's (Optuna's own tables?)"
+        )
+    return f"is at migration {current!r}, behind this Tuneboard's {', '.join(heads)}: {upgrade}"
+
+
+def _current_revision(url: str) -> str | None:
+    if not is_sqlite(url):
+        with get_engine(url).connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    path = sa.make_url(url).database or ""
+    if not Path(path).is_file():
+        raise FileNotFoundError(path)
+    # Read-only: our engine's connect hook would switch an empty file to WAL, writing to it.
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    engine = sa.create_engine(
+        "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True), poolclass=sa.NullPool
+    )
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
 # --- The storage ---------------------------------------------------------------------------
 
 
@@ -320,14 +411,27 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         self._attach()
 
     def _attach(self) -> None:
+        check_schema(self.url)  # also in a process that unpickled this storage
         self._engine = get_engine(self.url)
         # Reads never write: on SQLite they read a snapshot without taking the write lock.
         self._reader = self._engine.execution_options(**{READ_ONLY_OPTION: True})
         self._cache = _cache_for(self.url)
+        self._max_age = threading.local()
+
+    @contextmanager
+    def reads_up_to(self, max_age_s: float) -> Iterator[None]:
+        """Within the block, this thread's reads of a study's trials are served from the cache
+        when this process read them less than ``max_age_s`` ago: for the pruner, which asks for
+        the finished trials at every report, and for which a second-old view is as good."""
+        self._max_age.s = max_age_s
+        try:
+            yield
+        finally:
+            self._max_age.s = 0.0
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["_engine"], state["_reader"], state["_cache"]
+        del state["_engine"], state["_reader"], state["_cache"], state["_max_age"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -352,7 +456,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             "name": study_name[:255],
             "optuna_name": study_name,
             "team_id": None,
-            "state": "running",
+            "state": states.StudyState.RUNNING,
             "directions": [_DIRECTION_NAMES[d] for d in directions],
         }
         try:
@@ -449,7 +553,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         row = self._new_trial_row(template_trial)
         with self._engine.begin() as conn:
-            row.update(study_id=study_id, number=self._allocate_numbers(conn, study_id, 1))
+            row.update(study_id=study_id, number=allocate_trial_numbers(conn, study_id, 1))
             trial_id: int = conn.execute(
                 sa.insert(_TRIALS).values(row).returning(_TRIALS.c.id)
             ).scalar_one()
@@ -462,29 +566,15 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         if not rows:
             return
         with self._engine.begin() as conn:
-            first = self._allocate_numbers(conn, study_id, len(rows))
+            first = allocate_trial_numbers(conn, study_id, len(rows))
             for number, row in enumerate(rows, start=first):
                 row.update(study_id=study_id, number=number)
             conn.execute(sa.insert(_TRIALS), rows)
 
     @staticmethod
-    def _allocate_numbers(conn: sa.Connection, study_id: int, count: int) -> int:
-        """Reserve ``count`` trial numbers; returns the first. Locks the study row until commit,
-        so trial numbers are unique and trial ids grow in commit order within the study."""
-        next_number = conn.execute(
-            sa.update(_STUDIES)
-            .where(_STUDIES.c.id == study_id)
-            .values(next_trial_number=_STUDIES.c.next_trial_number + count)
-            .returning(_STUDIES.c.next_trial_number)
-        ).scalar_one_or_none()
-        if next_number is None:
-            raise KeyError(f"No study with study_id {study_id} exists.")
-        return int(next_number) - count
-
-    @staticmethod
     def _new_trial_row(template: FrozenTrial | None) -> dict[str, Any]:
         if template is None:
-            return {"state": "running", "datetime_start": utcnow()}
+            return {"state": states.TrialState.RUNNING, "datetime_start": utcnow()}
         values = template.values
         return {
             "state": _DB_STATE[template.state],
@@ -567,7 +657,10 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         if state.is_finished():
             changes["datetime_complete"] = now
         # One conditional update: of two workers claiming a WAITING trial, exactly one wins.
-        from_states = ("waiting",) if state == TrialState.RUNNING else ("waiting", "running")
+        from_states = (
+            (states.TrialState.WAITING,) if state == TrialState.RUNNING
+            else states.TrialState.active()
+        )
         update = (
             sa.update(_TRIALS)
             .where(_TRIALS.c.id == trial_id, _TRIALS.c.state.in_(from_states))
@@ -676,6 +769,8 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         reading only the trials this process has not seen finished."""
         study = self._cache.study(study_id)
         with study.lock:
+            if time.monotonic() - study.read_at < getattr(self._max_age, "s", 0.0):
+                return list(study.finished), list(study.unfinished)
             with self._reader.connect() as conn:
                 rows = conn.execute(self._changed_trials_query(study_id, study)).all()
             if not rows:
@@ -726,18 +821,20 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         directions = self.get_study_directions(study_id)
         if len(directions) > 1:
             raise RuntimeError("Best trial can be obtained only for single-objective optimization.")
-        value = _TRIALS.c.value
-        best_first = value.desc() if directions[0] == StudyDirection.MAXIMIZE else value.asc()
-        complete = sa.select(_TRIALS.c.id).where(
-            _TRIALS.c.study_id == study_id, _TRIALS.c.state == "complete"
+        best = ranked_trials(
+            study_id, maximize=directions[0] == StudyDirection.MAXIMIZE, columns=(Trial.id,)
         )
         with self._reader.connect() as conn:
-            # Served by the (study_id, state, value) index; NaN values are NULL and never best.
-            trial_id = conn.execute(
-                complete.where(value.is_not(None)).order_by(best_first, _TRIALS.c.number).limit(1)
-            ).scalar_one_or_none()
-            if trial_id is None:
-                trial_id = conn.execute(complete.limit(1)).scalar_one_or_none()
+            trial_id = conn.execute(best.limit(1)).scalar_one_or_none()
+            if trial_id is None:  # only NaN values: Optuna still returns a complete trial
+                trial_id = conn.execute(
+                    sa.select(_TRIALS.c.id)
+                    .where(
+                        _TRIALS.c.study_id == study_id,
+                        _TRIALS.c.state == states.TrialState.COMPLETE,
+                    )
+                    .limit(1)
+                ).scalar_one_or_none()
         if trial_id is None:
             raise ValueError("No trials are completed yet.")
         return self.get_trial(trial_id)
@@ -756,7 +853,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             assert self.heartbeat_interval is not None, "heartbeats are not enabled"
             grace_period = 2 * self.heartbeat_interval
         query = sa.select(_TRIALS.c.id).where(
-            _TRIALS.c.state == "running",
+            _TRIALS.c.state == states.TrialState.RUNNING,
             _TRIALS.c.heartbeat_at < utcnow() - timedelta(seconds=grace_period),
             _TRIALS.c.study_id == study_id,
         )

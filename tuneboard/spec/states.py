@@ -1,4 +1,4 @@
-"""Study and trial states: the words the API, the store and the workers share.
+"""Study and trial states and trial origins: the words the API, the store and the workers share.
 
 Values are the lower-case names the HTTP API shows and the database stores. Trial states are
 Optuna's own names, so ``TrialState(optuna_state.name.lower())`` maps one to the other.
@@ -12,6 +12,8 @@ from enum import StrEnum
 class StudyState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    # Cancelled while trials still run; ``cancelled`` once the last of them has ended.
+    CANCELLING = "cancelling"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
@@ -24,9 +26,21 @@ class StudyState(StrEnum):
         """Trials may still be dispatched or be running."""
         return not self.is_finished()
 
+    def takes_trials(self) -> bool:
+        """New trials may be created: active, and not being cancelled."""
+        return self.is_active() and self is not StudyState.CANCELLING
+
+    def is_cancelled(self) -> bool:
+        """Cancelled, whether or not its last trials have ended yet."""
+        return self in (StudyState.CANCELLING, StudyState.CANCELLED)
+
     @classmethod
     def finished(cls) -> tuple[StudyState, ...]:
         return tuple(s for s in cls if s.is_finished())
+
+    @classmethod
+    def active(cls) -> tuple[StudyState, ...]:
+        return tuple(s for s in cls if s.is_active())
 
 
 class TrialState(StrEnum):
@@ -54,6 +68,17 @@ class TrialState(StrEnum):
     @classmethod
     def active(cls) -> tuple[TrialState, ...]:
         return tuple(s for s in cls if s.is_active())
+
+
+class TrialOrigin(StrEnum):
+    """Why a trial exists."""
+
+    SAMPLER = "sampler"  # drawn by the sampler within ``budget.n_trials``
+    MANUAL = "manual"  # enqueued by a person with fixed parameters, outside the budget
+    RETRY = "retry"  # the next attempt of a trial whose worker was lost
+    STABILITY = "stability"  # a re-run with another seed, for a stability criterion
+    WARM_START = "warm_start"  # a first trial from the standard's or earlier studies' best
+    OPTUNA = "optuna"  # created through Optuna's storage API (``SqlStorage``)
 
 
 _FINISHED_STUDY = frozenset({StudyState.COMPLETED, StudyState.CANCELLED, StudyState.FAILED})

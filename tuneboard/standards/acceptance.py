@@ -4,8 +4,23 @@ Decisions:
 - A missing, null or non-numeric metric fails its criterion ("metric not reported"); so does a
   non-finite one (NaN, +-inf), whatever the operator.
 - ``==`` compares with a relative tolerance of 1e-9.
-- Stability is the sample standard deviation (ddof=1) of the metric over all the seed runs
-  given, which must number at least ``seeds``; fewer leave the criterion pending.
+- Stability is judged over all the seed runs given (the trial's own and its re-runs), which must
+  number at least ``seeds``; fewer leave the criterion pending, and a run without a finite value
+  fails it. A stability criterion gives one result per check it asks for, ``max_std`` first:
+  - ``max_std``: the sample standard deviation (ddof=1) is at most ``max_std`` (op ``std<=``).
+  - ``min_mean`` / ``max_mean`` (op ``mean>=`` / ``mean<=``): a one-sided confidence interval of
+    the metric's centre at ``confidence`` must lie on the threshold's side: its lower bound
+    >= ``min_mean``, or its upper bound <= ``max_mean``. The result stores the interval (None
+    on the open side), ``n``, ``confidence`` and ``test``; ``observed`` is the point estimate.
+  - ``test: t``: the mean, bounded by ``mean -/+ t(confidence, n-1) * s / sqrt(n)`` (scipy's
+    Student t quantile). It assumes the seed runs' values are roughly normal.
+  - ``test: wilcoxon``: the pseudo-median, estimated by Hodges-Lehmann (the median of the
+    n(n+1)/2 Walsh averages (x_i + x_j)/2, i <= j) and bounded by the Walsh average whose rank
+    inverts the exact one-sided signed-rank test: the lower bound is the (c+1)-th smallest, c
+    the largest count with P(T+ <= c) <= 1 - confidence under the null. For data without ties,
+    "bound > threshold" is exactly "the exact signed-rank test of the differences from the
+    threshold rejects at 1 - confidence" (scipy.stats.wilcoxon, method="exact"). It assumes
+    only a symmetric distribution, and needs the seeds ``wilcoxon_min_seeds`` says.
 - A verdict is final once any criterion fails: it is then rejected and not pending, even if
   stability evidence is still missing. Pending means "nothing failed, evidence still owed".
 - No criteria: every result is accepted.
@@ -17,12 +32,15 @@ import math
 import operator
 import statistics
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+
+from scipy import stats
 
 from tuneboard.standards.schemas import (
     Criterion,
     CriterionResult,
     MetricCriterion,
-    StabilityCriterion,
+    StabilitySpec,
     Verdict,
 )
 
@@ -46,10 +64,12 @@ def evaluate(
 ) -> Verdict:
     """``metrics``: the trial's final metrics by name. ``stability``: per metric, its final
     values over the seed re-runs (this trial's included); None when none have run yet."""
-    results = [
-        _metric(c, metrics) if isinstance(c, MetricCriterion) else _stability(c, stability or {})
-        for c in criteria
-    ]
+    results: list[CriterionResult] = []
+    for c in criteria:
+        if isinstance(c, MetricCriterion):
+            results.append(_metric(c, metrics))
+        else:
+            results.extend(_stability(c.stability, stability or {}))
     failed = any(not r.passed and not r.pending for r in results)
     pending = not failed and any(r.pending for r in results)
     return Verdict(
@@ -94,33 +114,97 @@ def _metric(criterion: MetricCriterion, metrics: Mapping[str, object]) -> Criter
 
 
 def _stability(
-    criterion: StabilityCriterion, stability: Mapping[str, Sequence[object]]
-) -> CriterionResult:
-    spec = criterion.stability
-    result = CriterionResult(
-        kind="stability",
-        metric=spec.metric,
-        op="std<=",
-        threshold=spec.max_std,
-        observed=None,
-        passed=False,
-    )
-    raw = stability.get(spec.metric) or []
-    values = [to_float(v) for v in raw]
-    if any(v is None or not math.isfinite(v) for v in values):
-        result.detail = f"a seed run reported no finite {spec.metric}"
-        return result
-    finite = [v for v in values if v is not None]
-    if len(finite) < spec.seeds:
-        result.pending = True
-        result.detail = f"needs {spec.seeds} seed runs, has {len(finite)}"
-        return result
-    std = statistics.stdev(finite)
+    spec: StabilitySpec, stability: Mapping[str, Sequence[object]]
+) -> list[CriterionResult]:
+    results = []
+    if spec.max_std is not None:
+        results.append(CriterionResult(kind="stability", metric=spec.metric, op="std<=",
+                                       threshold=spec.max_std, observed=None, passed=False))
+    if spec.mean_threshold is not None:
+        op = "mean>=" if spec.min_mean is not None else "mean<="
+        results.append(CriterionResult(
+            kind="stability", metric=spec.metric, op=op, threshold=spec.mean_threshold,
+            observed=None, passed=False, confidence=spec.confidence, test=spec.test,
+        ))
+    values = [to_float(v) for v in stability.get(spec.metric) or []]
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    for result in results:
+        if len(finite) < len(values):
+            result.detail = f"a seed run reported no finite {spec.metric}"
+        elif len(finite) < spec.seeds:
+            result.pending = True
+            result.detail = f"needs {spec.seeds} seed runs, has {len(finite)}"
+        elif result.op == "std<=":
+            _spread(result, finite)
+        else:
+            _centre(result, finite)
+    return results
+
+
+def _spread(result: CriterionResult, values: list[float]) -> None:
+    std = statistics.stdev(values)
     result.observed = std
-    result.passed = std <= spec.max_std
+    result.passed = std <= result.threshold
     result.detail = (
-        f"sample std {std:.6g} over {len(finite)} seeds "
+        f"sample std {std:.6g} over {len(values)} seeds "
         + ("<=" if result.passed else ">")
-        + f" {spec.max_std:g}"
+        + f" {result.threshold:g}"
     )
-    return result
+
+
+def _centre(result: CriterionResult, values: list[float]) -> None:
+    assert result.confidence is not None
+    lower_side = result.op == "mean>="
+    if result.test == "wilcoxon":
+        estimate, bound = _hodges_lehmann(values, result.confidence, lower=lower_side)
+        what = "Hodges-Lehmann pseudo-median"
+    else:
+        estimate, bound = _t_bound(values, result.confidence, lower=lower_side)
+        what = "mean"
+    result.observed, result.n = estimate, len(values)
+    result.interval = (bound, None) if lower_side else (None, bound)
+    result.passed = bound >= result.threshold if lower_side else bound <= result.threshold
+    shown = f"[{bound:.6g}, inf)" if lower_side else f"(-inf, {bound:.6g}]"
+    result.detail = (
+        f"{what} {estimate:.6g} over {len(values)} seeds; one-sided {result.confidence:g} "
+        f"{result.test} interval {shown} "
+        + ("lies" if result.passed else "does not lie")
+        + f" {'above' if lower_side else 'below'} {result.threshold:g}"
+    )
+
+
+def _t_bound(values: list[float], confidence: float, *, lower: bool) -> tuple[float, float]:
+    n = len(values)
+    mean = statistics.fmean(values)
+    margin = float(stats.t.ppf(confidence, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+    return mean, (mean - margin if lower else mean + margin)
+
+
+def _hodges_lehmann(
+    values: list[float], confidence: float, *, lower: bool
+) -> tuple[float, float]:
+    n = len(values)
+    walsh = sorted((values[i] + values[j]) / 2 for i in range(n) for j in range(i, n))
+    c = _signed_rank_critical(n, 1.0 - confidence)
+    if c < 0:  # fewer seeds than the schema allows at this confidence: no finite bound
+        return statistics.median(walsh), -math.inf if lower else math.inf
+    return statistics.median(walsh), (walsh[c] if lower else walsh[len(walsh) - 1 - c])
+
+
+@lru_cache(maxsize=128)
+def _signed_rank_critical(n: int, alpha: float) -> int:
+    """The largest c with P(T+ <= c) <= alpha, T+ the signed-rank statistic of n differences
+    under the null (each rank's sign a fair coin); -1 when even P(T+ = 0) = 2**-n exceeds it."""
+    counts = [1]  # counts[s]: subsets of the ranks 1..r with sum s
+    for r in range(1, n + 1):
+        grown = counts + [0] * r
+        for s, ways in enumerate(counts):
+            grown[s + r] += ways
+        counts = grown
+    limit, cumulative, c = alpha * 2**n, 0, -1
+    for s, ways in enumerate(counts):
+        cumulative += ways
+        if cumulative > limit:
+            break
+        c = s
+    return c

@@ -8,8 +8,12 @@ Decisions:
   Where both sides carry a ``type`` and the types differ (a ``random`` sampler in the spec, a
   ``tpe`` sampler with options in the standard), the spec's dict is kept whole: options of one
   kind are meaningless for another.
+- An external study (``objective: {external: true}``) gets no worker-only section
+  (early stopping, callbacks, resources): its trials run the client's own code.
 - A rule's ``default`` and ``defaults.fixed`` become ``fixed`` values only for params the spec
   neither searches nor fixes. The document guarantees the two never disagree.
+- ``search.prefer_accepted``: ``search.constraints`` becomes the standard's metric acceptance
+  criteria, replacing whatever the spec gave, so the stored spec is all a sampler needs.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from tuneboard.standards.schemas import StandardDocument
+from tuneboard.standards.schemas import MetricCriterion, StandardDocument
+
+# Sections only our workers read: an external study (``objective.external``) takes none.
+WORKER_SECTIONS = frozenset({"early_stopping", "callbacks", "resources"})
 
 
 def apply_defaults(
@@ -28,8 +35,10 @@ def apply_defaults(
     The input is not modified."""
     merged: dict[str, Any] = copy.deepcopy(dict(spec))
     applied: list[str] = []
+    objective = merged.get("objective")
+    external = isinstance(objective, Mapping) and objective.get("external") is True
     for section, default in doc.defaults.sections().items():
-        if section == "fixed":
+        if section == "fixed" or (external and section in WORKER_SECTIONS):
             continue
         stated = merged.get(section)
         if stated is None:
@@ -38,7 +47,19 @@ def apply_defaults(
         elif isinstance(stated, dict) and _same_kind(stated, default):
             merged[section] = _merge(stated, default, section, applied)
     _apply_fixed(merged, _fixed_defaults(doc), applied)
+    _apply_constraints(merged, doc, applied)
     return merged, applied
+
+
+def _apply_constraints(merged: dict[str, Any], doc: StandardDocument, applied: list[str]) -> None:
+    search = merged.get("search")
+    if isinstance(search, dict) and search.get("prefer_accepted") is True:
+        search["constraints"] = [
+            {"metric": c.metric, "op": c.op, "value": c.value}
+            for c in doc.acceptance
+            if isinstance(c, MetricCriterion)
+        ]
+        applied.append("search.constraints")
 
 
 def _fixed_defaults(doc: StandardDocument) -> dict[str, Any]:

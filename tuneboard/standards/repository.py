@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, event, func, inspect, select, true
+from sqlalchemy import Select, event, func, inspect, select
 from sqlalchemy.orm import Mapper, Session, aliased
 
 from tuneboard.db.models import Standard, StandardVersion, Study, Trial
+from tuneboard.db.queries import ranked_trials
 
 
 class ImmutableVersionError(RuntimeError):
@@ -124,16 +125,7 @@ def get_study(session: Session, team_id: int, study_id: int) -> Study | None:
     return session.scalar(select(Study).where(Study.team_id == team_id, Study.id == study_id))
 
 
-def best_accepted_trial(session: Session, study_id: int, *, maximize: bool) -> Trial | None:
-    order = Trial.value.desc() if maximize else Trial.value.asc()
+def best_accepted_trial(session: Session, study: Study) -> Trial | None:
     return session.scalar(
-        select(Trial)
-        .where(
-            Trial.study_id == study_id,
-            Trial.state == "complete",
-            Trial.accepted == true(),
-            Trial.value.is_not(None),
-        )
-        .order_by(order, Trial.number)
-        .limit(1)
+        ranked_trials(study.id, maximize=study.maximizes, accepted_only=True).limit(1)
     )

@@ -8,7 +8,6 @@ A document is validated once, when it is published; stored versions are read bac
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,7 +24,10 @@ from pydantic import (
 
 from tuneboard.db.models import StandardVersion
 from tuneboard.errors import InvalidInput
-from tuneboard.studies.catalog import PRUNERS, SAMPLERS
+from tuneboard.schemas import UtcDatetime, View
+from tuneboard.spec.catalog import PRUNERS, SAMPLERS
+from tuneboard.spec.refs import REF_PATTERN
+from tuneboard.spec.scalars import JsonBool, JsonFloat, JsonInt
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,200}$"
 PARAM_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
@@ -64,9 +66,9 @@ def same_value(a: object, b: object) -> bool:
 
 
 class RangeSpec(_Strict):
-    low: float
-    high: float
-    log: bool = False
+    low: JsonFloat
+    high: JsonFloat
+    log: JsonBool = False
 
     @model_validator(mode="after")
     def _check(self) -> RangeSpec:
@@ -133,17 +135,68 @@ class Rule(_Strict):
         return True
 
 
-class StabilitySpec(_Strict):
-    metric: str = Field(min_length=1, max_length=100)
-    seeds: int = Field(ge=2, le=100)
-    max_std: float = Field(ge=0)
+StabilityTest = Literal["t", "wilcoxon"]
 
-    @field_validator("max_std")
+
+def wilcoxon_min_seeds(confidence: float) -> int:
+    """The fewest seed runs with which the signed-rank bound exists at ``confidence``.
+
+    With n runs the smallest one-sided p-value the exact signed-rank test can give is 2**-n (all
+    n differences on one side), so a bound at confidence c needs 2**-n <= 1 - c: 5 runs for
+    0.95, 7 for 0.99.
+    """
+    return max(1, math.ceil(math.log2(1.0 / (1.0 - confidence)) - 1e-9))
+
+
+class StabilitySpec(_Strict):
+    """Evidence over ``seeds`` runs of the same parameters (the trial and ``seeds - 1`` re-runs).
+
+    ``max_std``: the metric's sample standard deviation is at most this. ``min_mean`` /
+    ``max_mean``: the metric's centre clears the threshold with ``confidence``, by a one-sided
+    bound: ``test: t`` bounds the mean (Student's t), ``test: wilcoxon`` the pseudo-median (the
+    Hodges-Lehmann bound that inverts the exact signed-rank test). ``confidence`` and ``test``
+    apply to ``min_mean`` / ``max_mean`` only.
+    """
+
+    metric: str = Field(min_length=1, max_length=100)
+    seeds: JsonInt = Field(ge=2, le=100)
+    max_std: JsonFloat | None = Field(default=None, ge=0)
+    min_mean: JsonFloat | None = None
+    max_mean: JsonFloat | None = None
+    confidence: JsonFloat = Field(default=0.95, gt=0.5, lt=1.0)
+    test: StabilityTest = "t"
+
+    @field_validator("max_std", "min_mean", "max_mean")
     @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("max_std must be a finite number")
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
         return value
+
+    @model_validator(mode="after")
+    def _check(self) -> StabilitySpec:
+        if self.max_std is None and self.min_mean is None and self.max_mean is None:
+            raise ValueError(
+                f"stability of {self.metric!r} asks nothing: give max_std, min_mean or max_mean"
+            )
+        if self.min_mean is not None and self.max_mean is not None:
+            raise ValueError(
+                "give min_mean or max_mean, not both: each is a one-sided bound at the stated "
+                "confidence; write two stability criteria for a band"
+            )
+        if self.mean_threshold is not None and self.test == "wilcoxon":
+            least = wilcoxon_min_seeds(self.confidence)
+            if self.seeds < least:
+                raise ValueError(
+                    f"a one-sided Wilcoxon bound at confidence {self.confidence:g} needs seeds "
+                    f">= {least}: with n runs the exact signed-rank test cannot go below a "
+                    f"p-value of 2**-n; got seeds {self.seeds}"
+                )
+        return self
+
+    @property
+    def mean_threshold(self) -> float | None:
+        return self.min_mean if self.min_mean is not None else self.max_mean
 
 
 class MetricCriterion(_Strict):
@@ -151,7 +204,7 @@ class MetricCriterion(_Strict):
 
     metric: str = Field(min_length=1, max_length=100)
     op: Op
-    value: float
+    value: JsonFloat
 
     @field_validator("value")
     @classmethod
@@ -162,7 +215,8 @@ class MetricCriterion(_Strict):
 
 
 class StabilityCriterion(_Strict):
-    """The metric's sample standard deviation over ``seeds`` re-runs is at most ``max_std``."""
+    """The metric over ``seeds`` runs of the trial's parameters: its spread, its centre or both
+    (see :class:`StabilitySpec`)."""
 
     stability: StabilitySpec
 
@@ -326,17 +380,31 @@ def version_ref(version: StandardVersion) -> str:
     return f"{version.standard.name}@{version.version}"
 
 
-class StandardVersionOut(BaseModel):
+class StandardBody(StandardDocument):
+    """Body of POST /standards and POST /standards/{name}/versions: the standard document, as
+    written in YAML, with an optional changelog line for the version it becomes."""
+
+    changelog: str = Field(
+        default="", max_length=2000, description="One line on what this version changes."
+    )
+
+    def document(self) -> StandardDocument:
+        return StandardDocument.model_validate(self.model_dump(exclude={"changelog"}))
+
+
+class StandardVersionOut(View):
+    """One immutable version of a standard: its document, author, changelog and status."""
+
     name: str
     version: int
     status: Literal["active", "deprecated"]
     author: str
     changelog: str
-    created_at: datetime
+    created_at: UtcDatetime
     document: StandardDocument
 
     @classmethod
-    def from_version(cls, version: StandardVersion) -> StandardVersionOut:
+    def of(cls, version: StandardVersion) -> StandardVersionOut:
         return cls.model_validate(
             {
                 "name": version.standard.name,
@@ -350,17 +418,53 @@ class StandardVersionOut(BaseModel):
         )
 
 
-class PublishRequest(_Strict):
-    """Body of POST /standards and POST /standards/{name}/versions."""
+class VersionSummary(View):
+    """A version as the list of a standard's versions shows it (without its document)."""
 
-    document: StandardDocument
-    changelog: str = Field(default="", max_length=2000)
+    version: int
+    status: Literal["active", "deprecated"]
+    author: str
+    changelog: str
+    created_at: UtcDatetime
+
+    @classmethod
+    def of(cls, version: StandardVersion) -> VersionSummary:
+        return cls.model_validate(
+            {
+                "version": version.version,
+                "status": version.status,
+                "author": version.author,
+                "changelog": version.changelog,
+                "created_at": version.created_at,
+            }
+        )
+
+
+class StandardDetail(StandardVersionOut):
+    """The newest version of a standard, and its versions oldest first."""
+
+    versions: list[VersionSummary]
+    versions_next_cursor: str | None = Field(
+        None,
+        description="More versions than fit here: pass as ?cursor= to "
+        "GET /standards/{name}/versions.",
+    )
+
+    @classmethod
+    def of_standard(
+        cls, latest: StandardVersion, versions: list[StandardVersion], next_cursor: str | None
+    ) -> StandardDetail:
+        return cls(
+            **StandardVersionOut.of(latest).model_dump(),
+            versions=[VersionSummary.of(v) for v in versions],
+            versions_next_cursor=next_cursor,
+        )
 
 
 class CheckRequest(_Strict):
     """Body of POST /standards/check."""
 
-    standard: str = Field(min_length=1, max_length=250)
+    standard: str = Field(min_length=1, max_length=250, pattern=REF_PATTERN)
     spec: dict[str, Any]
 
 
@@ -397,6 +501,12 @@ class CriterionResult(BaseModel):
     passed: bool
     pending: bool = False
     detail: str = ""
+    # A stability criterion's min_mean / max_mean: the one-sided confidence interval of the
+    # metric's centre (None on its open side), over ``n`` runs, at ``confidence``, by ``test``.
+    interval: tuple[float | None, float | None] | None = None
+    n: int | None = None
+    confidence: float | None = None
+    test: StabilityTest | None = None
 
     @field_serializer("observed")
     def _json_safe(self, value: float | None) -> float | str | None:

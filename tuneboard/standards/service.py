@@ -15,7 +15,6 @@ Decisions:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +22,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tuneboard import audit
+from tuneboard import audit, webhooks
 from tuneboard.db.models import Standard, StandardVersion, Study, Trial
 from tuneboard.errors import Conflict, InvalidInput, NotFound, StandardViolation
 from tuneboard.optimization.params import external_params
+from tuneboard.spec import StandardRef, TrialState
 from tuneboard.standards import repository
 from tuneboard.standards.defaults import apply_defaults
 from tuneboard.standards.diff import diff_documents
@@ -39,11 +39,11 @@ from tuneboard.standards.schemas import (
     version_ref,
 )
 from tuneboard.teams.service import Principal
+from tuneboard.webhooks import WebhookEvent
 
 PUBLISH_ROLE = "maintainer"
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-REF_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9_.-]{1,200}?)(?:@(?P<version>[0-9]{1,9}))?$")
+# How a promotion's version begins its changelog; warm starts find promoted versions by it.
+PROMOTED_CHANGELOG = "promoted from study "
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ def create_standard(
         raise exists from None
     version = _add_version(session, principal, standard, 1, document, changelog or "created")
     _audit(session, principal, "standard.create", version, {"changes": "created"})
+    _emit_version(session, principal, WebhookEvent.STANDARD_PUBLISHED, version)
     return version
 
 
@@ -94,6 +95,7 @@ def deprecate_version(
         row.status = "deprecated"
         session.flush()
         _audit(session, principal, "standard.deprecate", row, {"status": "deprecated"})
+        _emit_version(session, principal, WebhookEvent.STANDARD_DEPRECATED, row)
     return row
 
 
@@ -107,33 +109,20 @@ def get_standard(session: Session, team_id: int, name: str) -> StandardVersion:
 
 
 def list_standards(
-    session: Session, team_id: int, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
-) -> tuple[list[StandardVersion], str | None]:
-    """The newest version of each standard, ordered by creation; ``next_cursor`` is opaque."""
-    limit = _limit(limit)
-    rows = repository.list_latest_versions(
-        session, team_id, limit=limit + 1, after_standard_id=_cursor(cursor)
+    session: Session, team_id: int, *, limit: int, after_standard_id: int | None = None
+) -> list[StandardVersion]:
+    """The newest version of each standard, in creation order, after ``after_standard_id``."""
+    return repository.list_latest_versions(
+        session, team_id, limit=limit, after_standard_id=after_standard_id
     )
-    next_cursor = str(rows[limit - 1].standard_id) if len(rows) > limit else None
-    return rows[:limit], next_cursor
 
 
 def list_versions(
-    session: Session,
-    team_id: int,
-    name: str,
-    *,
-    limit: int = DEFAULT_LIMIT,
-    cursor: str | None = None,
-) -> tuple[list[StandardVersion], str | None]:
-    """Versions oldest first."""
+    session: Session, team_id: int, name: str, *, limit: int, after_version: int | None = None
+) -> list[StandardVersion]:
+    """The standard's versions oldest first, after ``after_version``."""
     standard = _standard(session, team_id, name)
-    limit = _limit(limit)
-    rows = repository.list_versions(
-        session, standard.id, limit=limit + 1, after_version=_cursor(cursor)
-    )
-    next_cursor = str(rows[limit - 1].version) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return repository.list_versions(session, standard.id, limit=limit, after_version=after_version)
 
 
 def get_version(session: Session, team_id: int, name: str, version: int) -> StandardVersion:
@@ -144,14 +133,22 @@ def get_version(session: Session, team_id: int, name: str, version: int) -> Stan
     return row
 
 
+def parse_ref(ref: str) -> StandardRef:
+    """``ref`` as a :class:`StandardRef`; InvalidInput (422 at ``standard``) when it is not one."""
+    try:
+        return StandardRef.parse(ref.strip() if isinstance(ref, str) else ref)
+    except ValueError:
+        raise InvalidInput.at(
+            "standard", f"reference {ref!r} must be 'name' or 'name@N'"
+        ) from None
+
+
 def resolve(session: Session, team_id: int, ref: str) -> StandardVersion:
     """``"name"``: the latest active version; ``"name@N"``: version N, deprecated or not."""
-    match = REF_PATTERN.match(ref.strip()) if isinstance(ref, str) else None
-    if match is None:
-        raise InvalidInput.at("standard", f"reference {ref!r} must be 'name' or 'name@N'")
-    name, number = match["name"], match["version"]
-    if number is not None:
-        return get_version(session, team_id, name, int(number))
+    parsed = parse_ref(ref)
+    name = parsed.name
+    if parsed.version is not None:
+        return get_version(session, team_id, name, parsed.version)
     standard = _standard(session, team_id, name)
     latest = repository.latest_version(session, standard.id, active_only=True)
     if latest is None:
@@ -205,21 +202,22 @@ def promote(
         raise NotFound(f"trial {trial.number} not found in study {study.id}")
     if study.standard_version is None:
         raise Conflict(f"study {study.id} names no standard to promote into")
-    if trial.state != "complete" or trial.accepted is not True:
+    if trial.state != TrialState.COMPLETE or trial.accepted is not True:
         raise Conflict(f"trial {trial.number} is not a complete, accepted trial")
     name = study.standard_version.standard.name
     head = repository.latest_version(session, study.standard_version.standard_id)
     assert head is not None
     base = document_of(head)
+    spec = study.spec_model
     params = {
-        **_mapping((study.spec or {}).get("fixed")),
+        **(spec.fixed if spec is not None else {}),
         **external_params(trial.params or {}, trial.distributions or {}),
     }
     document, skipped = _with_defaults(base, params)
     if document == base:
         raise Conflict(f"{version_ref(head)} already carries trial {trial.number}'s parameters")
     value = f" (value {trial.value:g})" if trial.value is not None else ""
-    changelog = f"promoted from study {study.id} trial {trial.number}{value}"
+    changelog = f"{PROMOTED_CHANGELOG}{study.id} trial {trial.number}{value}"
     version, changes = _publish(session, principal, name, document, changelog)
     _audit(
         session,
@@ -248,7 +246,7 @@ def promote_best(session: Session, principal: Principal, study_id: int) -> Stand
         raise InvalidInput(
             f"study {study_id} has {len(directions)} objectives; promotion needs exactly one"
         )
-    trial = repository.best_accepted_trial(session, study.id, maximize=_maximize(directions[0]))
+    trial = repository.best_accepted_trial(session, study)
     if trial is None:
         raise Conflict(f"study {study_id} has no accepted trial to promote")
     return promote(session, principal, study, trial)
@@ -297,6 +295,7 @@ def _publish(
     changes = diff_documents(
         document_of(previous), document, from_version=number, to_version=number + 1
     )
+    _emit_version(session, principal, WebhookEvent.STANDARD_PUBLISHED, version)
     return version, changes
 
 
@@ -386,23 +385,8 @@ def _audit(
     )
 
 
-def _limit(limit: int) -> int:
-    return max(1, min(int(limit), MAX_LIMIT))
-
-
-def _cursor(cursor: str | None) -> int | None:
-    if cursor is None or cursor == "":
-        return None
-    if not cursor.isdigit():
-        raise InvalidInput.at("cursor", f"invalid cursor {cursor!r}")
-    return int(cursor)
-
-
-def _mapping(value: object) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _maximize(direction: object) -> bool:
-    if isinstance(direction, str):
-        return direction.strip().lower() in ("maximize", "max", "studydirection.maximize")
-    return direction == 2
+def _emit_version(
+    session: Session, principal: Principal, event: WebhookEvent, version: StandardVersion
+) -> None:
+    webhooks.emit(session, team_id=principal.team_id, event=event,
+                  payload=webhooks.payloads.standard_version(version))

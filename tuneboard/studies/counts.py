@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, literal, null, or_, select, union_all
+from sqlalchemy import func, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from tuneboard.db.models import FINISHED_TRIAL_STATES, Trial
+from tuneboard.db.models import Trial
+from tuneboard.spec.states import TrialState
 
-__all__ = ["clear", "trial_state_counts"]
+__all__ = ["clear", "trial_counts_by_study"]
 
-ACTIVE_STATES = ("waiting", "running")
 # Past this many unfinished trials, one full count is cheaper than asking for each of them.
 MAX_TRACKED_UNFINISHED = 1000
 # Studies per "what is new" statement (each adds a condition to it).
@@ -34,10 +34,10 @@ CHUNK = 200
 @dataclass
 class _Entry:
     max_number: int = -1
-    finished: Counter[str] = field(default_factory=Counter)
-    unfinished: dict[int, str] = field(default_factory=dict)
+    finished: Counter[TrialState] = field(default_factory=Counter)
+    unfinished: dict[int, TrialState] = field(default_factory=dict)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[TrialState, int]:
         out = dict(self.finished)
         for state in self.unfinished.values():
             out[state] = out.get(state, 0) + 1
@@ -60,14 +60,14 @@ def _load(session: Session, study_ids: Sequence[int]) -> dict[int, _Entry]:
     in_studies = Trial.study_id.in_(study_ids)
     finished = (
         select(Trial.study_id, Trial.state, func.count().label("n"), null().label("trial_id"))
-        .where(in_studies, Trial.state.in_(FINISHED_TRIAL_STATES))
+        .where(in_studies, Trial.state.in_(TrialState.finished()))
         .group_by(Trial.study_id, Trial.state)
     )
     unfinished = select(
         Trial.study_id, Trial.state, null().label("n"), Trial.id.label("trial_id")
-    ).where(in_studies, Trial.state.in_(ACTIVE_STATES))
-    highest = (
-        select(Trial.study_id, literal("").label("state"), func.max(Trial.number).label("n"),
+    ).where(in_studies, Trial.state.in_(TrialState.active()))
+    highest = (  # the only rows without a state
+        select(Trial.study_id, null().label("state"), func.max(Trial.number).label("n"),
                null().label("trial_id"))
         .where(in_studies)
         .group_by(Trial.study_id)
@@ -78,7 +78,7 @@ def _load(session: Session, study_ids: Sequence[int]) -> dict[int, _Entry]:
         entry = entries[study_id]
         if trial_id is not None:
             entry.unfinished[int(trial_id)] = state
-        elif state == "":
+        elif state is None:
             entry.max_number = int(n)
         else:
             entry.finished[state] = int(n)
@@ -102,7 +102,7 @@ def _refresh(session: Session, entries: dict[int, _Entry]) -> None:
             entry = entries[study_id]
             entry.max_number = max(entry.max_number, number)
             entry.unfinished.pop(trial_id, None)
-            if state in ACTIVE_STATES:
+            if state.is_active():
                 entry.unfinished[trial_id] = state
             else:
                 entry.finished[state] += 1
@@ -116,7 +116,7 @@ def _refresh(session: Session, entries: dict[int, _Entry]) -> None:
     ):
         seen.add(trial_id)
         entry = entries[owner[trial_id]]
-        if state in ACTIVE_STATES:
+        if state.is_active():
             entry.unfinished[trial_id] = state
         else:
             del entry.unfinished[trial_id]
@@ -125,8 +125,10 @@ def _refresh(session: Session, entries: dict[int, _Entry]) -> None:
         entries[owner[trial_id]].unfinished.pop(trial_id, None)
 
 
-def trial_state_counts(session: Session, study_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Trials per state for each study, as of this session's reads.
+def trial_counts_by_study(
+    session: Session, study_ids: Sequence[int]
+) -> dict[int, dict[TrialState, int]]:
+    """Each study's trials per state, as of this session's reads.
 
     Entries are replaced, never changed in place, and no lock is held while reading the
     database: a refresh is correct from whichever entry it starts, so racing callers only

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, delete, func, insert, literal, select, text, true, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, delete, func, insert, literal, select, text, update
+from sqlalchemy.orm import Session, aliased, load_only
 
 from tuneboard.db.models import (
     Standard,
@@ -17,6 +17,10 @@ from tuneboard.db.models import (
     Trial,
     TrialMetric,
 )
+from tuneboard.spec.states import StudyState, TrialState
+
+ACTIVE_TRIAL = TrialState.active()
+ACTIVE_STUDY = StudyState.active()
 
 
 def _lockable(session: Session, stmt: Select[Any], of: Any) -> Select[Any]:
@@ -52,7 +56,7 @@ def list_studies(
     *,
     limit: int,
     before_id: int | None = None,
-    state: str | None = None,
+    state: StudyState | None = None,
     name: str | None = None,
     standard_version_ids: Sequence[int] | None = None,
 ) -> list[Study]:
@@ -69,30 +73,12 @@ def list_studies(
     return list(session.scalars(stmt.order_by(Study.id.desc()).limit(limit)))
 
 
-def trial_state_counts(session: Session, study_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(Trial.state, func.count()).where(Trial.study_id == study_id).group_by(Trial.state)
-    )
-    return {state: count for state, count in rows}
+class ActiveAndFailed(NamedTuple):
+    active: int  # waiting or running
+    failed: int  # failed and not retried
 
 
-def trial_state_counts_many(
-    session: Session, study_ids: Sequence[int]
-) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = {sid: {} for sid in study_ids}
-    if not study_ids:
-        return out
-    rows = session.execute(
-        select(Trial.study_id, Trial.state, func.count())
-        .where(Trial.study_id.in_(study_ids))
-        .group_by(Trial.study_id, Trial.state)
-    )
-    for study_id, state, count in rows:
-        out[study_id][state] = count
-    return out
-
-
-def budget_counts(session: Session, study_id: int) -> dict[str, int]:
+def count_active_and_failed_trials(session: Session, study_id: int) -> ActiveAndFailed:
     """What the dispatcher needs besides the study row's counter: active trials and failures (a
     failed trial that was retried is not counted: its retry is). Reads only the study's waiting,
     running and failed rows through the (study_id, state, value) index, so the cost does not
@@ -105,22 +91,11 @@ def budget_counts(session: Session, study_id: int) -> dict[str, int]:
     )
     row = session.execute(
         select(
-            func.count().filter(Trial.state.in_(("waiting", "running"))),
-            func.count().filter(Trial.state == "fail", ~retried),
-        ).where(Trial.study_id == study_id, Trial.state.in_(("waiting", "running", "fail")))
+            func.count().filter(Trial.state.in_(ACTIVE_TRIAL)),
+            func.count().filter(Trial.state == TrialState.FAIL, ~retried),
+        ).where(Trial.study_id == study_id, Trial.state.in_((*ACTIVE_TRIAL, TrialState.FAIL)))
     ).one()
-    return {"active": row[0], "failed": row[1]}
-
-
-def allocate_trial_numbers(session: Session, study_id: int, count: int) -> int:
-    """Reserve ``count`` consecutive trial numbers atomically; returns the first."""
-    new_next = session.execute(
-        update(Study)
-        .where(Study.id == study_id)
-        .values(next_trial_number=Study.next_trial_number + count)
-        .returning(Study.next_trial_number)
-    ).scalar_one()
-    return int(new_next) - count
+    return ActiveAndFailed(active=row[0], failed=row[1])
 
 
 def get_trial(session: Session, study_id: int, number: int) -> Trial | None:
@@ -137,7 +112,7 @@ def list_trials(
     *,
     limit: int,
     after_number: int | None = None,
-    state: str | None = None,
+    state: TrialState | None = None,
 ) -> list[Trial]:
     stmt = select(Trial).where(Trial.study_id == study_id)
     if after_number is not None:
@@ -147,14 +122,27 @@ def list_trials(
     return list(session.scalars(stmt.order_by(Trial.number).limit(limit)))
 
 
+def trial_table(session: Session, study_id: int) -> list[Trial]:
+    """Every trial of a study by number, loading only what a table or chart of them shows (not
+    intermediate values, verdicts or attributes other than the fixed parameters)."""
+    columns = load_only(
+        Trial.number, Trial.state, Trial.origin, Trial.values, Trial.params, Trial.distributions,
+        Trial.system_attrs, Trial.datetime_start, Trial.datetime_complete, Trial.epochs_run,
+        Trial.attempt, Trial.retry_of, Trial.worker, Trial.device, Trial.accepted,
+        raiseload=True,
+    )
+    stmt = select(Trial).options(columns).where(Trial.study_id == study_id)
+    return list(session.scalars(stmt.order_by(Trial.number)))
+
+
 def claim_trial(
     session: Session, trial_id: int, *, worker: str, device: str, now: datetime
 ) -> bool:
     """WAITING -> RUNNING, once: a duplicate or late delivery finds nothing to claim."""
     result = session.execute(
         update(Trial)
-        .where(Trial.id == trial_id, Trial.state == "waiting")
-        .values(state="running", worker=worker, device=device, heartbeat_at=now,
+        .where(Trial.id == trial_id, Trial.state == TrialState.WAITING)
+        .values(state=TrialState.RUNNING, worker=worker, device=device, heartbeat_at=now,
                 datetime_start=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -162,7 +150,9 @@ def claim_trial(
 
 def touch_heartbeat(session: Session, trial_id: int, now: datetime) -> None:
     session.execute(
-        update(Trial).where(Trial.id == trial_id, Trial.state == "running").values(heartbeat_at=now)
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
+        .values(heartbeat_at=now)
     )
 
 
@@ -170,7 +160,8 @@ def stale_running_trials(session: Session, older_than: datetime, limit: int = 10
     return list(
         session.scalars(
             select(Trial)
-            .where(Trial.state == "running", Trial.heartbeat_at < older_than)
+            .where(Trial.state == TrialState.RUNNING, Trial.heartbeat_at < older_than,
+                   Trial.lease_expires_at.is_(None))  # external trials: their lease decides
             .order_by(Trial.heartbeat_at)
             .limit(limit)
         )
@@ -179,14 +170,14 @@ def stale_running_trials(session: Session, older_than: datetime, limit: int = 10
 
 def undelivered_waiting_trials(
     session: Session, dispatched_before: datetime, limit: int = 500
-) -> list[tuple[int, Any]]:
-    """Waiting trials whose message may be lost: (trial id, study spec)."""
+) -> list[tuple[int, Study]]:
+    """Waiting trials whose message may be lost: (trial id, its study)."""
     rows = session.execute(
-        select(Trial.id, Study.spec)
+        select(Trial.id, Study)
         .join(Study, Study.id == Trial.study_id)
         .where(
-            Trial.state == "waiting",
-            Study.state.in_(("queued", "running")),
+            Trial.state == TrialState.WAITING,
+            Study.state.in_(ACTIVE_STUDY),
             Trial.dispatched_at < dispatched_before,
         )
         .order_by(Trial.id)
@@ -204,13 +195,13 @@ def studies_to_settle(session: Session, limit: int = 200) -> list[int]:
     """Running or queued studies with no active trial: the dispatcher may owe them work."""
     active = (
         select(Trial.id)
-        .where(Trial.study_id == Study.id, Trial.state.in_(("waiting", "running")))
+        .where(Trial.study_id == Study.id, Trial.state.in_(ACTIVE_TRIAL))
         .exists()
     )
     return list(
         session.scalars(
             select(Study.id)
-            .where(Study.state.in_(("queued", "running")), Study.spec.is_not(None), ~active)
+            .where(Study.state.in_(ACTIVE_STUDY), Study.spec.is_not(None), ~active)
             .limit(limit)
         )
     )
@@ -219,23 +210,14 @@ def studies_to_settle(session: Session, limit: int = 200) -> list[int]:
 def fail_waiting_trials(session: Session, study_id: int, reason: str, now: datetime) -> int:
     result = session.execute(
         update(Trial)
-        .where(Trial.study_id == study_id, Trial.state == "waiting")
-        .values(state="fail", error=reason, datetime_complete=now)
+        .where(Trial.study_id == study_id, Trial.state == TrialState.WAITING)
+        .values(state=TrialState.FAIL, error=reason, datetime_complete=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def study_state(session: Session, study_id: int) -> str | None:
+def study_state(session: Session, study_id: int) -> StudyState | None:
     return session.scalar(select(Study.state).where(Study.id == study_id))
-
-
-def insert_metrics(session: Session, trial_id: int, step: int, metrics: dict[str, float]) -> None:
-    if metrics:
-        session.execute(
-            insert(TrialMetric),
-            [{"trial_id": trial_id, "step": step, "name": k, "value": v}
-             for k, v in metrics.items()],
-        )
 
 
 def trial_metrics(session: Session, trial_id: int) -> list[tuple[int, str, float | None]]:
@@ -245,22 +227,6 @@ def trial_metrics(session: Session, trial_id: int) -> list[tuple[int, str, float
         .order_by(TrialMetric.step, TrialMetric.name)
     )
     return [(r[0], r[1], r[2]) for r in rows]
-
-
-def best_trials(
-    session: Session,
-    study_id: int,
-    *,
-    maximize: bool,
-    limit: int,
-    accepted_only: bool = False,
-) -> list[Trial]:
-    conds = [Trial.study_id == study_id, Trial.state == "complete", Trial.value.is_not(None)]
-    if accepted_only:
-        conds.append(Trial.accepted == true())
-    order = Trial.value.desc() if maximize else Trial.value.asc()
-    stmt = select(Trial).where(and_(*conds)).order_by(order, Trial.number).limit(limit)
-    return list(session.scalars(stmt))
 
 
 # --- reads for the API ----------------------------------------------------------------------------
@@ -298,8 +264,9 @@ def trial_metrics_page(
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def trial_counts_by_state(session: Session) -> dict[str, int]:
-    """Trials per state across the whole store (the Prometheus gauge)."""
+def trial_counts_in_store(session: Session) -> dict[TrialState, int]:
+    """Trials per state across the whole store, every study of every team (the Prometheus
+    gauge)."""
     rows = session.execute(select(Trial.state, func.count()).group_by(Trial.state))
     return {state: count for state, count in rows}
 
@@ -311,8 +278,8 @@ def start_study(session: Session, study_id: int, now: datetime) -> None:
     """queued -> running when its first trial starts."""
     session.execute(
         update(Study)
-        .where(Study.id == study_id, Study.state == "queued")
-        .values(state="running", started_at=func.coalesce(Study.started_at, now))
+        .where(Study.id == study_id, Study.state == StudyState.QUEUED)
+        .values(state=StudyState.RUNNING, started_at=func.coalesce(Study.started_at, now))
     )
 
 
@@ -364,7 +331,7 @@ def record_reports(
             str(s): v if math.isfinite(v) else str(v) for s, v in intermediate_values.items()
         }
     session.execute(
-        update(Trial).where(Trial.id == trial_id, Trial.state == "running").values(values)
+        update(Trial).where(Trial.id == trial_id, Trial.state == TrialState.RUNNING).values(values)
     )
 
 
@@ -380,7 +347,9 @@ def copy_metrics(session: Session, from_trial_id: int, to_trial_id: int, before_
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def trial_progress(session: Session, trial_id: int) -> tuple[str, str, datetime | None] | None:
+def trial_progress(
+    session: Session, trial_id: int
+) -> tuple[TrialState, StudyState, datetime | None] | None:
     """(trial state, study state, study started_at): what a running trial polls to stop."""
     row = session.execute(
         select(Trial.state, Study.state, Study.started_at)
@@ -393,7 +362,9 @@ def trial_progress(session: Session, trial_id: int) -> tuple[str, str, datetime 
 def record_trial_error(session: Session, trial_id: int, error: str) -> None:
     """The error text of a trial about to fail; a trial already finished keeps its own."""
     session.execute(
-        update(Trial).where(Trial.id == trial_id, Trial.state == "running").values(error=error)
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
+        .values(error=error)
     )
 
 
@@ -401,10 +372,16 @@ def fail_stale_trial(
     session: Session, trial_id: int, *, stale_before: datetime, reason: str, now: datetime
 ) -> bool:
     """RUNNING -> FAIL if its heartbeat is still older than ``stale_before``: of several reapers
-    (or a heartbeat arriving late) exactly one outcome wins."""
+    (or a heartbeat arriving late) exactly one outcome wins. An error the worker recorded
+    before it went silent is kept: it says more than "worker lost"."""
     result = session.execute(
         update(Trial)
-        .where(Trial.id == trial_id, Trial.state == "running", Trial.heartbeat_at < stale_before)
-        .values(state="fail", error=reason, datetime_complete=now)
+        .where(
+            Trial.id == trial_id,
+            Trial.state == TrialState.RUNNING,
+            Trial.heartbeat_at < stale_before,
+        )
+        .values(state=TrialState.FAIL, error=func.coalesce(Trial.error, reason),
+                datetime_complete=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

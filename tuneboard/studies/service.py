@@ -1,5 +1,5 @@
 """Study use cases. Services flush and never commit: the request or the task commits, and
-trial tasks are sent after that commit (``dispatch.dispatch`` / ``enqueue_after_commit``)."""
+trial tasks are sent after that commit (``dispatch.dispatch``, ``dispatch.add_trials``)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,21 @@ from optuna.study import StudyDirection
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from tuneboard import audit, leaderboard
+from tuneboard import audit, leaderboard, webhooks
 from tuneboard.db.base import utcnow
 from tuneboard.db.models import Study, Trial
 from tuneboard.errors import Conflict, InvalidInput, NotFound
+from tuneboard.optimization.space import validate_fixed_params
 from tuneboard.optimization.storage import SqlStorage
-from tuneboard.queue import enqueue_after_commit
+from tuneboard.spec import Direction, StudySpec, canonical_hash, spec_hash
+from tuneboard.spec.states import StudyState, TrialOrigin, TrialState
 from tuneboard.standards import service as standards
 from tuneboard.standards.service import AppliedStandard
 from tuneboard.studies import counts as trial_counts
-from tuneboard.studies import dispatch
+from tuneboard.studies import dispatch, warm_start
 from tuneboard.studies import repository as repo
-from tuneboard.studies.schemas import StudySpec, canonical_hash, spec_hash
 from tuneboard.teams import Principal
+from tuneboard.webhooks import WebhookEvent
 
 
 def prepare_spec(
@@ -67,6 +69,7 @@ def create_study(
 
     spec, applied = prepare_spec(session, principal.team_id, raw)
     version = applied.version if applied else None
+    warm = warm_start.resolve(session, principal.team_id, spec, version)
     overridden = applied is not None and not applied.report.ok and applied.report.override
     spec_json = spec.model_dump(mode="json")
     study = Study(
@@ -74,7 +77,7 @@ def create_study(
         name=spec.name,
         optuna_name=f"team{principal.team_id}-{spec.name}-{uuid.uuid4().hex[:12]}",
         directions=list(spec.directions),
-        state="queued",
+        state=StudyState.QUEUED,
         spec=spec_json,
         spec_hash=spec_hash(spec),
         standard_version_id=version.id if version else None,
@@ -82,7 +85,7 @@ def create_study(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         user_attrs={},
-        system_attrs={},
+        system_attrs=warm,
         created_by=principal.actor,
     )
     session.add(study)
@@ -97,6 +100,9 @@ def create_study(
                      details={"reason": study.override_reason,
                               "violations": [v.model_dump(mode="json")
                                              for v in applied.report.violations]})
+        webhooks.emit(session, team_id=principal.team_id, event=WebhookEvent.STUDY_OVERRIDE,
+                      payload=webhooks.payloads.study_override(
+                          study, applied.report.model_dump(mode="json")))
     dispatch.dispatch(session, study.id)
     return study, True
 
@@ -109,16 +115,16 @@ def get_study(session: Session, principal: Principal, study_id: int) -> Study:
 
 
 def cancel_study(session: Session, principal: Principal, study_id: int) -> Study:
-    """Stop dispatching; waiting trials never start; running ones stop within an epoch."""
+    """Stop dispatching; waiting trials never start; running ones stop within an epoch. The
+    study is ``cancelling`` until the last of them has ended, then ``cancelled``."""
     get_study(session, principal, study_id)
     study = repo.lock_study(session, study_id)
     assert study is not None
-    if study.state in dispatch.ACTIVE_STUDY_STATES:
+    if study.state.takes_trials():
         now = utcnow()
-        study.state = "cancelled"
-        study.finished_at = now
         repo.fail_waiting_trials(session, study.id, "study cancelled before this trial started",
                                  now)
+        dispatch.settle_cancel(session, study, now)
         audit.record(session, team_id=principal.team_id, actor=principal.actor,
                      action="study.cancel", object_type="study", object_id=study.id)
     return study
@@ -128,30 +134,26 @@ def enqueue_trial(
     session: Session, principal: Principal, study_id: int, params: dict[str, Any]
 ) -> Trial:
     """A trial with the given parameters (as Optuna's ``enqueue_trial``), outside the budget."""
-    from tuneboard.optimization.space import validate_fixed_params
-
     get_study(session, principal, study_id)
     study = repo.lock_study(session, study_id)
-    assert study is not None and study.spec is not None
-    if study.state in ("cancelled", "failed"):
+    assert study is not None
+    spec = study.spec_model
+    assert spec is not None
+    if study.state.is_cancelled() or study.state is StudyState.FAILED:
         raise Conflict(f"study {study.id} is {study.state}; it takes no more trials")
-    spec = StudySpec.model_validate(study.spec)
     try:
         fixed = validate_fixed_params(spec.search_space, params)
     except ValueError as err:
         raise InvalidInput(f"params: {err}", [{"field": "params", "reason": str(err)}]) from err
-    if study.state == "completed":
-        study.state, study.finished_at = "running", None
-    now = utcnow()
-    number = repo.allocate_trial_numbers(session, study.id, 1)
-    trial = dispatch.new_trial(study, number, origin="manual", now=now,
-                               system_attrs={"fixed_params": fixed})
-    session.add(trial)
-    session.flush()
+    if study.state == StudyState.COMPLETED:
+        study.state, study.finished_at = StudyState.RUNNING, None
+    (trial,) = dispatch.add_trials(
+        session, study, TrialOrigin.MANUAL, [{"system_attrs": {"fixed_params": fixed}}],
+        now=utcnow(),
+    )
     audit.record(session, team_id=principal.team_id, actor=principal.actor,
-                 action="trial.enqueue", object_type="trial", object_id=f"{study.id}/{number}",
-                 details={"params": fixed})
-    enqueue_after_commit(session, [(trial.id, dispatch.queue_of(study.spec))])
+                 action="trial.enqueue", object_type="trial",
+                 object_id=f"{study.id}/{trial.number}", details={"params": fixed})
     return trial
 
 
@@ -168,30 +170,32 @@ def list_studies(
     *,
     limit: int,
     before_id: int | None = None,
-    state: str | None = None,
+    state: StudyState | None = None,
     name: str | None = None,
     standard: str | None = None,
-) -> list[tuple[Study, dict[str, int]]]:
+) -> list[tuple[Study, dict[TrialState, int]]]:
     """The team's studies, newest first, each with its trial counts per state.
 
     ``standard`` is a standard's name (any version) or ``name@N``.
     """
     version_ids: list[int] | None = None
     if standard is not None:
-        std_name, version = leaderboard.split_standard_ref(standard)
-        version_ids = repo.standard_version_ids(session, principal.team_id, std_name, version)
+        ref = standards.parse_ref(standard)
+        version_ids = repo.standard_version_ids(session, principal.team_id, ref.name, ref.version)
     studies = repo.list_studies(
         session, principal.team_id, limit=limit, before_id=before_id, state=state, name=name,
         standard_version_ids=version_ids,
     )
-    counts = trial_counts.trial_state_counts(session, [s.id for s in studies])
+    counts = trial_counts.trial_counts_by_study(session, [s.id for s in studies])
     return [(s, counts[s.id]) for s in studies]
 
 
-def study_overview(session: Session, study: Study) -> tuple[dict[str, int], Trial | None]:
+def study_overview(
+    session: Session, study: Study
+) -> tuple[dict[TrialState, int], Trial | None]:
     """Trial counts per state and the best complete trial (by the first objective)."""
     best = leaderboard.study_leaderboard(session, study, limit=1)
-    counts = trial_counts.trial_state_counts(session, [study.id])[study.id]
+    counts = trial_counts.trial_counts_by_study(session, [study.id])[study.id]
     return counts, best[0].trial if best else None
 
 
@@ -201,9 +205,14 @@ def list_trials(
     *,
     limit: int,
     after_number: int | None = None,
-    state: str | None = None,
+    state: TrialState | None = None,
 ) -> list[Trial]:
     return repo.list_trials(session, study.id, limit=limit, after_number=after_number, state=state)
+
+
+def trial_table(session: Session, study: Study) -> list[Trial]:
+    """Every trial of the study, by number, with the fields its charts and tables show."""
+    return repo.trial_table(session, study.id)
 
 
 def get_trial(session: Session, study: Study, number: int) -> Trial:
@@ -223,7 +232,7 @@ def trial_metrics(
 
 def study_progress(
     session: Session, team_id: int, study_id: int
-) -> tuple[Study, dict[str, int], Trial | None] | None:
+) -> tuple[Study, dict[TrialState, int], Trial | None] | None:
     """What the event stream reports; None once the study is gone."""
     study = repo.get_study(session, team_id, study_id)
     if study is None:
@@ -232,8 +241,9 @@ def study_progress(
     return study, counts, best
 
 
-def trial_state_totals(session: Session) -> dict[str, int]:
-    return repo.trial_counts_by_state(session)
+def trial_counts_in_store(session: Session) -> dict[TrialState, int]:
+    """Trials per state across the whole store, every team's (the Prometheus gauge)."""
+    return repo.trial_counts_in_store(session)
 
 
 @dataclass(frozen=True)
@@ -255,14 +265,13 @@ def parameter_importance(
         raise InvalidInput.at(
             "evaluator", f"unknown {evaluator!r}; one of {', '.join(IMPORTANCE_EVALUATORS)}"
         )
-    directions = [str(d).lower() for d in study.directions or ["minimize"]]
+    directions = study.directions or [Direction.MINIMIZE]
     if not 0 <= objective < len(directions):
         raise InvalidInput.at(
             "objective", f"must be between 0 and {len(directions) - 1} for this study"
         )
-    metrics = ((study.spec or {}).get("objective") or {}).get("metric")
-    names = [metrics] if isinstance(metrics, str) else list(metrics or [])
-    metric = str(names[objective]) if objective < len(names) else f"objective_{objective}"
+    names = study.spec_model.metrics if study.spec_model is not None else []
+    metric = names[objective] if objective < len(names) else f"objective_{objective}"
 
     loaded = optuna.load_study(study_name=study.optuna_name, storage=SqlStorage(database_url))
     complete = loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -275,7 +284,7 @@ def parameter_importance(
         return result({}, f"needs at least 2 complete trials; the study has {len(complete)}")
     sample = optuna.create_study(
         directions=[
-            StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE
+            StudyDirection.MAXIMIZE if d == Direction.MAXIMIZE else StudyDirection.MINIMIZE
             for d in directions
         ]
     )
@@ -289,7 +298,7 @@ def parameter_importance(
     }[evaluator]()
     # Single objective: no target, so evaluators read the study's direction. Several: the chosen
     # objective, negated when maximised (PED-ANOVA looks for what makes a target low).
-    sign = -1.0 if directions[objective] == "maximize" else 1.0
+    sign = -1.0 if directions[objective] == Direction.MAXIMIZE else 1.0
     target = None if len(directions) == 1 else (lambda t: sign * t.values[objective])
     try:
         with warnings.catch_warnings():

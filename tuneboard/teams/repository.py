@@ -1,13 +1,25 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tuneboard.db.models import ApiKey, Team
+from tuneboard.db.models import ApiKey, Study, Team, Trial
+from tuneboard.spec.states import TrialState
 
 
 def get_team_by_name(session: Session, name: str) -> Team | None:
     return session.scalar(select(Team).where(Team.name == name))
+
+
+def team_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Team.name).order_by(Team.name)))
+
+
+def lock_team(session: Session, team_id: int) -> Team | None:
+    """The team's row, locked until the transaction ends (SQLite: its writer lock suffices)."""
+    return session.scalar(select(Team).where(Team.id == team_id).with_for_update())
 
 
 def get_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
@@ -30,3 +42,31 @@ def list_keys_page(
     if after_id is not None:
         stmt = stmt.where(ApiKey.id > after_id)
     return list(session.scalars(stmt.order_by(ApiKey.id).limit(limit)))
+
+
+def count_active_admin_keys(session: Session, team_id: int) -> int:
+    stmt = select(func.count()).where(
+        ApiKey.team_id == team_id, ApiKey.role == "admin", ApiKey.revoked_at.is_(None)
+    )
+    return session.scalar(stmt) or 0
+
+
+def count_running_trials(session: Session, team_id: int) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Trial)
+        .join(Study, Study.id == Trial.study_id)
+        .where(Study.team_id == team_id, Trial.state == TrialState.RUNNING)
+    )
+    return session.scalar(stmt) or 0
+
+
+def studies_created_since(
+    session: Session, team_id: int, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many studies the team created after ``since``, and when the first of them was."""
+    stmt = select(func.count(), func.min(Study.created_at)).where(
+        Study.team_id == team_id, Study.created_at > since
+    )
+    count, first = session.execute(stmt).one()
+    return int(count or 0), first

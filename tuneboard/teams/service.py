@@ -79,10 +79,26 @@ def create_key_for_team_name(
     return create_key(session, team, role, actor=actor, name=name)
 
 
-def revoke_key(session: Session, team_id: int, key_id: int, *, actor: str) -> ApiKey:
+def revoke_key(
+    session: Session, team_id: int, key_id: int, *, actor: str, by_key_id: int | None = None
+) -> ApiKey:
+    """Revoke a key of the team (again: a no-op). 409 for the key making the request
+    (``by_key_id``) and for the team's last admin key: either would lock the team out."""
+    repository.lock_team(session, team_id)  # concurrent revokes count the admins one at a time
     key = repository.get_key(session, team_id, key_id)
     if key is None:
         raise NotFound(f"API key {key_id} not found")
+    if key.revoked_at is None and key.id == by_key_id:
+        raise Conflict(
+            "a key cannot revoke itself; revoke it with another admin key",
+            {"key_id": key.id, "reason": "self"},
+        )
+    last_admin = key.role == "admin" and repository.count_active_admin_keys(session, team_id) <= 1
+    if key.revoked_at is None and last_admin:
+        raise Conflict(
+            "this is the team's last admin key; create another admin key first",
+            {"key_id": key.id, "reason": "last_admin"},
+        )
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit.record(session, team_id=team_id, actor=actor, action="key.revoke",

@@ -12,8 +12,8 @@ from workers.training.callbacks import (
     ModelCheckpoint,
     StopOnRequest,
     TerminateOnNaN,
+    dump_checkpoint,
     load_checkpoint,
-    save_checkpoint,
 )
 from workers.training.config import HyperParams, TrainerConfig
 from workers.training.datasets import DATASETS, Dataset, load_dataset
@@ -57,9 +57,9 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "build_schedule",
+    "dump_checkpoint",
     "load_checkpoint",
     "load_dataset",
     "resolve_device",
-    "save_checkpoint",
     "train",
 ]

@@ -8,14 +8,16 @@ decided, so a resumed run decides the same), StopOnRequest.
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
+from tuneboard.artifacts import ArtifactStore
+from tuneboard.objective import LATEST_CHECKPOINT
 from workers.training.errors import TrainingConfigError, TrainingDiverged
 from workers.training.loop import Callback, Logs
 from workers.training.metrics import BestTracker
@@ -29,11 +31,12 @@ __all__ = [
     "ModelCheckpoint",
     "StopOnRequest",
     "TerminateOnNaN",
+    "dump_checkpoint",
     "load_checkpoint",
-    "save_checkpoint",
 ]
 
 CHECKPOINT_KINDS: tuple[str, ...] = ("latest", "best")
+BEST_CHECKPOINT = "best.pt"
 
 
 class TerminateOnNaN(Callback):
@@ -153,27 +156,29 @@ class StopOnRequest(Callback):
             self.loop.stop_training = True
 
 
-def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:
-    """Write atomically: a reader (or a crash) never sees half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(dict(state), partial)
-    os.replace(partial, path)
+def dump_checkpoint(state: Mapping[str, Any]) -> bytes:
+    """The loop's state as one object, the bytes a store keeps."""
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    return buffer.getvalue()
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by :class:`ModelCheckpoint`, tensors on the CPU."""
-    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+def load_checkpoint(source: Path | bytes) -> dict[str, Any]:
+    """A checkpoint written by :class:`ModelCheckpoint` (a file or its bytes), tensors on the
+    CPU. ``weights_only``: a checkpoint from a shared store is data, never code to unpickle."""
+    data = source if isinstance(source, bytes) else source.read_bytes()
+    state: dict[str, Any] = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     return state
 
 
 class ModelCheckpoint(Callback):
     """Save the loop's whole state after each epoch (``latest.pt``) and on each new best of
-    ``monitor`` (``best.pt``) under ``directory``; ``latest.pt`` is what a retry resumes from."""
+    ``monitor`` (``best.pt``) in ``store``; ``latest.pt`` is what a retry resumes from, on
+    whichever host it runs when the store is shared."""
 
     def __init__(
         self,
-        directory: Path,
+        store: ArtifactStore,
         keep: Iterable[str] = ("latest",),
         monitor: str = "val_loss",
         mode: str = "auto",
@@ -187,16 +192,8 @@ class ModelCheckpoint(Callback):
                 f"callbacks.checkpoint.keep: unknown {', '.join(unknown)}; "
                 f"expected some of {', '.join(CHECKPOINT_KINDS)}"
             )
-        self.directory = directory
+        self.store = store
         self.tracker = BestTracker(monitor, mode, field="callbacks.checkpoint.mode")
-
-    @property
-    def latest_path(self) -> Path:
-        return self.directory / "latest.pt"
-
-    @property
-    def best_path(self) -> Path:
-        return self.directory / "best.pt"
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         save_best = self.tracker.update(epoch, logs) and "best" in self.keep
@@ -205,11 +202,11 @@ class ModelCheckpoint(Callback):
             return
         if self.before_save is not None:
             self.before_save()
-        state = self.loop.state_dict()
+        data = dump_checkpoint(self.loop.state_dict())
         if save_best:
-            save_checkpoint(state, self.best_path)
+            self.store.save(BEST_CHECKPOINT, data)
         if save_latest:
-            save_checkpoint(state, self.latest_path)
+            self.store.save(LATEST_CHECKPOINT, data)
 
     def state_dict(self) -> dict[str, Any]:
         return {"tracker": self.tracker.state_dict()}

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuneboard.objective import TrialContext
-from tuneboard.studies.catalog import TRAINER_PARAM_DEFAULTS
+from tuneboard.spec import (
+    DEFAULT_MAX_EPOCHS,
+    DEFAULT_MONITOR,
+    DEFAULT_PATIENCE,
+    DEFAULT_VALIDATION_FRACTION,
+    TRAINER_PARAM_DEFAULTS,
+    TrainerParams,
+)
 from workers.training.datasets import Task
 from workers.training.errors import TrainingConfigError
 from workers.training.metrics import Mode, metric_mode
@@ -28,38 +35,14 @@ __all__ = [
     "ValidationSpec",
 ]
 
-DEFAULT_MAX_EPOCHS = 20
-
 
 @dataclass(frozen=True)
-class HyperParams:
-    """The hyperparameters of :data:`~tuneboard.studies.catalog.TRAINER_PARAM_DEFAULTS`.
+class HyperParams(TrainerParams):
+    """:class:`~tuneboard.spec.TrainerParams`, parsed from a trial's ``params`` and checked.
 
     Each model or optimiser reads the ones that apply to it; ``label_smoothing`` is ignored for
     regression. Mixup works on any data; cutmix needs image-shaped data.
     """
-
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    rho: float = 0.9
-    alpha: float = 0.99
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    hidden: int = 128
-    layers: int = 2
-    channels: int = 16
-    dropout: float = 0.0
-    norm: str = "none"
-    activation: str = "relu"
-    label_smoothing: float = 0.0
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    step_size: int = 10
-    gamma: float = 0.1
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> HyperParams:
@@ -89,9 +72,13 @@ class HyperParams:
         positive = {"lr": self.lr, "eps": self.eps, "gamma": self.gamma}
         unit = {"momentum": self.momentum, "beta1": self.beta1, "beta2": self.beta2,
                 "dropout": self.dropout, "label_smoothing": self.label_smoothing}
-        closed_unit = {"rho": self.rho, "alpha": self.alpha}
+        closed_unit = {"rho": self.rho, "alpha": self.alpha, "aug_crop_p": self.aug_crop_p,
+                       "aug_shift_p": self.aug_shift_p, "aug_rotate_p": self.aug_rotate_p,
+                       "aug_flip_p": self.aug_flip_p}
         non_negative = {"weight_decay": self.weight_decay, "mixup_alpha": self.mixup_alpha,
-                        "cutmix_alpha": self.cutmix_alpha, "layers": self.layers}
+                        "cutmix_alpha": self.cutmix_alpha, "layers": self.layers,
+                        "aug_crop_pad": self.aug_crop_pad, "aug_shift": self.aug_shift,
+                        "aug_rotate_deg": self.aug_rotate_deg}
         at_least_one = {"batch_size": self.batch_size, "hidden": self.hidden,
                         "channels": self.channels, "step_size": self.step_size}
         for name, v in positive.items():
@@ -148,7 +135,7 @@ def _section(config: Mapping[str, Any], key: str, where: str) -> dict[str, Any] 
 class ValidationSpec:
     """A holdout split (``fraction``) or, with ``k_folds``, K-fold cross-validation."""
 
-    fraction: float = 0.2
+    fraction: float = DEFAULT_VALIDATION_FRACTION
     stratify: bool = True
     seed: int = 0
     k_folds: int | None = None
@@ -170,9 +157,9 @@ class ValidationSpec:
 
 @dataclass(frozen=True)
 class EarlyStoppingSpec:
-    monitor: str = "val_loss"
+    monitor: str = DEFAULT_MONITOR
     mode: str = "auto"
-    patience: int = 5
+    patience: int = DEFAULT_PATIENCE
     min_delta: float = 0.0
     restore_best_weights: bool = True
 
@@ -193,7 +180,7 @@ class EarlyStoppingSpec:
 @dataclass(frozen=True)
 class CheckpointSpec:
     keep: tuple[str, ...] = ("latest",)
-    monitor: str = "val_loss"
+    monitor: str = DEFAULT_MONITOR
     mode: str = "auto"
 
     @classmethod

@@ -1,7 +1,7 @@
 """Datasets the built-in trainer can train on, their splits and feature scaling.
 
 Bundled: scikit-learn's small datasets (no download) and generated ones of any size, by the
-names in :data:`tuneboard.studies.catalog.BUNDLED_DATASETS`. Files: ``.csv``, ``.parquet``
+names in :data:`tuneboard.spec.catalog.BUNDLED_DATASETS`. Files: ``.csv``, ``.parquet``
 (one column is the target, the others numeric features) and ``.npz`` (arrays ``X`` and ``y``;
 an ``X`` of shape ``(n, h, w)`` or ``(n, c, h, w)`` is image-shaped).
 """
@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from sklearn import datasets as skd
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from tuneboard.studies.catalog import BUNDLED_DATASETS, DATASET_FILE_SUFFIXES
+from tuneboard.spec.catalog import BUNDLED_DATASETS, DATASET_FILE_SUFFIXES
 from workers.training.errors import TrainingConfigError
 
 __all__ = [

@@ -1,10 +1,11 @@
 """Learners: what the loop trains. One model on one split, or K of them behind one face.
 
 Train metrics are computed after each epoch on the whole train split in eval mode, exactly like
-the validation ones (no dropout, no mixup, the epoch's final weights), so that ``train_loss``
-and ``val_loss`` are comparable and the generalisation gap measures the model rather than the
-regulariser. Losses are unregularised: cross-entropy without label smoothing; for regression,
-the mean squared error on the standardised target (``mse``/``mae`` are in the target's units).
+the validation ones (no dropout, mixup or augmentation, the epoch's final weights), so that
+``train_loss`` and ``val_loss`` are comparable and the generalisation gap measures the model
+rather than the regulariser. Losses are unregularised: cross-entropy without label smoothing;
+for regression, the mean squared error on the standardised target (``mse``/``mae`` are in the
+target's units).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
+from workers.training.augment import ImageAugment
 from workers.training.datasets import Task
 from workers.training.loop import Logs
 from workers.training.metrics import (
@@ -94,7 +96,8 @@ class MixAugment:
 
 
 class SupervisedLearner:
-    """One model, its optimiser and one train/validation split."""
+    """One model, its optimiser and one train/validation split; ``augment`` transforms each
+    training batch (before mixup or cutmix)."""
 
     def __init__(
         self,
@@ -108,6 +111,7 @@ class SupervisedLearner:
         gap_metric: str,
         label_smoothing: float = 0.0,
         mix: MixAugment | None = None,
+        augment: ImageAugment | None = None,
     ) -> None:
         self.model, self.optimizer, self.data = model, optimizer, data
         self.task = task
@@ -115,6 +119,7 @@ class SupervisedLearner:
         self.gap_metric = gap_metric
         self.label_smoothing = label_smoothing
         self.mix = mix
+        self.augment = augment
         self.generator = torch.Generator().manual_seed(seed)
         self._targets = {
             "train": self._original_units(data.y_train),
@@ -152,6 +157,8 @@ class SupervisedLearner:
             if start > 0 and len(index) == 1:
                 break  # batch norm cannot train on a single sample
             x, y = x_all[index], y_all[index]
+            if self.augment is not None:
+                x = self.augment(x)
             self.optimizer.zero_grad(set_to_none=True)
             smoothing = self.label_smoothing
             if self.mix is not None:
@@ -208,6 +215,8 @@ class SupervisedLearner:
         }
         if self.mix is not None:
             state["mix"] = self.mix.state_dict()
+        if self.augment is not None:
+            state["augment"] = self.augment.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -216,6 +225,8 @@ class SupervisedLearner:
         self.generator.set_state(state["generator"])
         if self.mix is not None:
             self.mix.load_state_dict(state["mix"])
+        if self.augment is not None:
+            self.augment.load_state_dict(state["augment"])
 
 
 class CrossValidation:

@@ -1,4 +1,4 @@
-"""Optimisers by the names in :data:`tuneboard.studies.catalog.OPTIMIZERS`."""
+"""Optimisers by the names in :data:`tuneboard.spec.catalog.OPTIMIZERS`."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from tuneboard.objective import TrialContext
-from tuneboard.studies.catalog import reported_metric_names
+from tuneboard.spec.catalog import reported_metric_names
+from workers.training.augment import ImageAugment, ImageAugmentSpec
 from workers.training.callbacks import (
     EarlyStopping,
     LearningRateScheduler,
@@ -36,7 +37,7 @@ from workers.training.models import ModelSpec, build_model
 from workers.training.optimizers import OptimizerSpec, build_optimizer, scaled_lr
 from workers.training.schedules import build_schedule
 
-__all__ = ["reported_names", "resolve_device", "train"]
+__all__ = ["augment_spec", "build_learner", "reported_names", "resolve_device", "train"]
 
 
 
@@ -79,6 +80,22 @@ def _check_names(cfg: TrainerConfig, dataset: Dataset) -> None:
         raise TrainingConfigError(
             f"params.cutmix_alpha: cutmix needs image-shaped data; {dataset.name} is not"
         )
+    if augment_spec(cfg).active and not dataset.is_image:
+        switches = ("aug_crop_pad", "aug_shift", "aug_rotate_deg", "aug_flip_p")
+        augmented = [name for name in switches if getattr(hp, name) > 0]
+        raise TrainingConfigError(
+            f"params.{augmented[0]}: image augmentation needs image-shaped data; "
+            f"{dataset.name} is not"
+        )
+
+
+def augment_spec(cfg: TrainerConfig) -> ImageAugmentSpec:
+    hp = cfg.hyper
+    return ImageAugmentSpec(
+        crop_pad=hp.aug_crop_pad, crop_p=hp.aug_crop_p, shift=hp.aug_shift,
+        shift_p=hp.aug_shift_p, rotate_deg=hp.aug_rotate_deg, rotate_p=hp.aug_rotate_p,
+        flip_p=hp.aug_flip_p,
+    )
 
 
 def _fold_tensors(dataset: Dataset, fold: Fold, device: torch.device) -> FoldTensors:
@@ -110,10 +127,13 @@ def _folds(cfg: TrainerConfig, dataset: Dataset) -> list[Fold]:
     return [holdout_split(dataset, fraction=v.fraction, stratify=v.stratify, seed=v.seed)]
 
 
-def _learner(
+def build_learner(
     cfg: TrainerConfig, dataset: Dataset, base_lr: float, seed: int, device: torch.device
 ) -> Learner:
+    """The trial's model(s), optimiser(s) and split(s): what a seed and a config make, so that
+    a finished trial's validation split can be rebuilt from its study (ensembles do)."""
     hp = cfg.hyper
+    augment = augment_spec(cfg)
     spec = ModelSpec(
         hidden=hp.hidden, layers=hp.layers, channels=hp.channels, dropout=hp.dropout,
         norm=hp.norm, activation=hp.activation,
@@ -138,6 +158,7 @@ def _learner(
                 task=dataset.task, batch_size=hp.batch_size, seed=fold_seed,
                 gap_metric=cfg.metric, label_smoothing=hp.label_smoothing,
                 mix=MixAugment(hp.mixup_alpha, hp.cutmix_alpha, fold_seed + 1) if mixing else None,
+                augment=ImageAugment(augment, fold_seed + 2) if augment.active else None,
             )
         )
     return CrossValidation(learners) if cfg.validation.k_folds is not None else learners[0]
@@ -165,7 +186,7 @@ def _callbacks(cfg: TrainerConfig, ctx: TrialContext, base_lr: float) -> list[Ca
     callbacks.append(MetricReporter(ctx.report))
     if cfg.checkpoint.keep:
         ck = cfg.checkpoint
-        callbacks.append(ModelCheckpoint(ctx.checkpoint_dir, ck.keep, ck.monitor, ck.mode,
+        callbacks.append(ModelCheckpoint(ctx.checkpoint_store(), ck.keep, ck.monitor, ck.mode,
                                          before_save=ctx.flush_reports))
     callbacks.append(StopOnRequest(ctx.should_stop))
     return callbacks
@@ -185,7 +206,7 @@ def train(ctx: TrialContext) -> dict[str, float]:
 
     Reports every epoch's logs through ``ctx.report`` (which may raise ``TrialPruned``; it
     propagates), stops after the epoch in which ``ctx.should_stop()`` turns true, saves
-    ``latest.pt`` (and ``best.pt`` if asked) under ``ctx.checkpoint_dir`` and resumes from
+    ``latest.pt`` (and ``best.pt`` if asked) in ``ctx.checkpoint_store()`` and resumes from
     ``ctx.resume_from`` at the epoch after the saved one. Raises ``TrainingConfigError`` for a
     spec it cannot run and ``TrainingDiverged`` when the loss goes NaN under TerminateOnNaN.
 
@@ -202,7 +223,7 @@ def train(ctx: TrialContext) -> dict[str, float]:
     _check_names(cfg, dataset)
     rule, base_batch = cfg.lr_scaling or (None, 1)
     base_lr = scaled_lr(cfg.hyper.lr, cfg.hyper.batch_size, rule, base_batch)
-    learner = _learner(cfg, dataset, base_lr, ctx.seed, device)
+    learner = build_learner(cfg, dataset, base_lr, ctx.seed, device)
     callbacks = _callbacks(cfg, ctx, base_lr)
     loop = Loop(learner, callbacks, max_epochs=cfg.max_epochs)
     if ctx.resume_from is not None:

@@ -3,7 +3,6 @@
 (function () {
   const API = document.body.dataset.api;
   const KEY = "tuneboard.apiKey";
-  const { lineChart, barChart } = window.TuneboardCharts;
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -108,104 +107,52 @@
     await load(true);
   }
 
-  async function studyPage() {
-    const id = document.body.dataset.studyId;
-    const study = await api(`/studies/${id}`);
-    const metric = study.metrics[0];
-    $("#study-title").textContent = `${study.name} (#${study.id})`;
-    $("#spec").textContent = JSON.stringify(study.spec, null, 2);
+  const FINISHED_STUDY = new Set(["completed", "cancelled", "failed"]);
+  const FINISHED_TRIAL = new Set(["complete", "pruned", "fail"]);
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const charts = () => window.TuneboardCharts;
+  const trialUrl = (id, number) => `/ui/studies/${id}/trials/${number}`;
+  const seconds = (t) => (t.datetime_start && t.datetime_complete ? (Date.parse(t.datetime_complete) - Date.parse(t.datetime_start)) / 1000 : null);
+  const acceptedCell = (v) => el("td", { class: v === true ? "yes" : v === false ? "no" : "" }, fmt(v));
 
-    function summary(s) {
-      const card = (k, v, cls) => el("div", { class: "card" }, el("div", { class: "k" }, k), el("div", { class: `v ${cls || ""}` }, v));
-      const best = s.best_trial;
-      $("#summary").replaceChildren(
-        card("state", s.state, `state-${s.state}`),
-        card("objective", s.metrics.map((m, i) => `${m} (${s.directions[i]})`).join(", ")),
-        card("best", best ? `${fmt(best.value)} (#${best.number})` : "-"),
-        card("complete / pruned / fail", `${s.counts.complete} / ${s.counts.pruned} / ${s.counts.fail}`),
-        card("running / waiting", `${s.counts.running} / ${s.counts.waiting}`),
-        card("standard", s.standard || "-"),
-        card("created", when(s.created_at)),
-        ...(s.error ? [card("error", s.error, "no")] : []),
-        ...(s.override_reason ? [card("override", s.override_reason)] : []));
-      $("#cancel").hidden = !["queued", "running"].includes(s.state);
-    }
-    summary(study);
-    $("#cancel").addEventListener("click", async () => {
-      if (!confirm("Cancel this study?")) return;
-      try { await api(`/studies/${id}/cancel`, { method: "POST" }); summary(await api(`/studies/${id}`)); }
-      catch (e) { showError(e.message); }
+  // Every page of a list route.
+  async function paginate(path, limit) {
+    const items = [];
+    let cursor = null;
+    do {
+      const sep = path.includes("?") ? "&" : "?";
+      const page = await api(`${path}${sep}limit=${limit || 500}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      items.push(...page.items);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return items;
+  }
+
+  // The trial-table route's rows as objects.
+  async function trialTable(id) {
+    const table = await api(`/studies/${id}/trial-table`);
+    const at = Object.fromEntries(table.columns.map((c, i) => [c, i]));
+    const trials = table.rows.map((row) => {
+      const t = {};
+      for (const [name, i] of Object.entries(at)) t[name] = row[i];
+      t.params = Object.fromEntries(table.param_names.map((n, i) => [n, row[at.params][i]]).filter(([, v]) => v !== null));
+      return t;
     });
+    return { ...table, trials };
+  }
 
-    const curves = new Map();
-    const curveMetric = $("#curve-metric");
-    async function addCurve(number) {
-      if (curves.has(number)) return;
-      const steps = [];
-      let cursor = null;
-      do {
-        const page = await api(`/studies/${id}/trials/${number}/metrics${query({ cursor, limit: 500 })}`);
-        steps.push(...page.items);
-        cursor = page.next_cursor;
-      } while (cursor);
-      curves.set(number, steps);
-      const names = new Set([...curveMetric.options].map((o) => o.value));
-      for (const s of steps) for (const n of Object.keys(s.metrics)) if (!names.has(n)) { names.add(n); curveMetric.append(el("option", {}, n)); }
-      if (!curveMetric.value && names.has(metric)) curveMetric.value = metric;
-      drawCurves();
-    }
-    function drawCurves() {
-      const name = curveMetric.value || metric;
-      const series = [...curves.entries()].map(([number, steps]) => ({
-        label: `trial ${number}`,
-        points: steps.filter((s) => s.metrics[name] !== undefined && s.metrics[name] !== null).map((s) => [s.step, s.metrics[name]]),
-      }));
-      lineChart($("#curves"), series, { xLabel: "epoch", empty: "No per-epoch metrics yet." });
-    }
-    curveMetric.addEventListener("change", drawCurves);
+  function card(k, v, cls) {
+    return el("div", { class: "card" }, el("div", { class: "k" }, k), el("div", { class: `v ${cls || ""}` }, v));
+  }
 
-    async function board() {
-      const lb = await api(`/studies/${id}/leaderboard${query({ limit: 20, accepted_only: $("#accepted-only").checked })}`);
-      $("#leaderboard thead").replaceChildren(el("tr", {}, ["rank", "trial", lb.metric + (lb.multi_objective ? " (first objective)" : ""), "accepted", "epochs", "params"].map((h) => el("th", {}, h))));
-      $("#leaderboard tbody").replaceChildren(...lb.items.map((r) => el("tr", {},
-        el("td", { class: "num" }, r.rank),
-        el("td", { class: "num" }, el("a", { class: "trial-link", onclick: () => addCurve(r.number).catch((e) => showError(e.message)) }, `#${r.number}`)),
-        el("td", { class: "num" }, fmt(r.value)),
-        el("td", { class: r.accepted === true ? "yes" : r.accepted === false ? "no" : "" }, fmt(r.accepted)),
-        el("td", { class: "num" }, r.epochs_run),
-        el("td", {}, params(r.params)))));
-      return lb;
+  // A select's options, keeping the current choice when it is still offered.
+  function setOptions(select, options, preferred) {
+    const current = select.value;
+    const values = options.map(([v]) => String(v));
+    if (values.join("\u0000") !== [...select.options].map((o) => o.value).join("\u0000")) {
+      select.replaceChildren(...options.map(([v, text]) => el("option", { value: v }, text)));
     }
-    $("#accepted-only").addEventListener("change", () => board().catch((e) => showError(e.message)));
-    const lb = await board();
-    for (const r of lb.items.slice(0, 5)) await addCurve(r.number);
-    if (!lb.items.length) drawCurves();
-
-    async function importance() {
-      const imp = await api(`/studies/${id}/importance${query({ evaluator: $("#evaluator").value })}`);
-      const entries = Object.entries(imp.importances);
-      barChart($("#importance"), entries, { empty: imp.reason || "No importances." });
-    }
-    $("#evaluator").addEventListener("change", () => importance().catch((e) => showError(e.message)));
-    importance().catch((e) => showError(e.message));
-
-    const loadTrials = pager($("#trials tbody"), $("#more-trials"), (cursor) => `/studies/${id}/trials${query({ cursor, limit: 50 })}`,
-      (t) => el("tr", {},
-        el("td", { class: "num" }, el("a", { class: "trial-link", onclick: () => addCurve(t.number).catch((e) => showError(e.message)) }, `#${t.number}`)),
-        el("td", {}, t.state), el("td", { class: "num" }, fmt(t.value)), el("td", { class: "num" }, t.epochs_run),
-        el("td", { class: "num" }, t.attempt), el("td", {}, t.device || "-"), el("td", {}, params(t.params))));
-    $("#trials thead").replaceChildren(el("tr", {}, ["trial", "state", "value", "epochs", "attempt", "device", "params"].map((h) => el("th", {}, h))));
-    await loadTrials(true);
-
-    if (["queued", "running"].includes(study.state)) {
-      $("#live").textContent = "live";
-      follow(`/studies/${id}/events`, async (event, data) => {
-        if (event !== "progress") return;
-        summary(await api(`/studies/${id}`));
-        await board();
-        if (data.finished) { $("#live").textContent = ""; await loadTrials(true); }
-      }).catch((e) => showError(e.message)).finally(() => { $("#live").textContent = ""; });
-    }
+    select.value = values.includes(current) && current !== "" ? current : values.includes(String(preferred)) ? String(preferred) : values[0] || "";
   }
 
   // Server-sent events over fetch (EventSource cannot send the Authorization header).
@@ -217,7 +164,7 @@
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      buffer += value;
+      buffer += value.replace(/\r\n/g, "\n");
       let cut;
       while ((cut = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, cut);
@@ -230,6 +177,378 @@
         if (data) await onEvent(event, JSON.parse(data));
       }
     }
+  }
+
+  // A sortable, filterable table of trials with the parameters as columns. Its header (and
+  // the filter inputs in it) is built once per set of columns, so a live refresh keeps what
+  // the user typed; rows are rendered a page at a time.
+  function trialsTable(id, table, moreButton, countLabel) {
+    let columns = [], key = "", sort = { index: 0, desc: false }, shown = 100, trials = [];
+    const filters = [];
+    const thead = table.querySelector("thead"), tbody = table.querySelector("tbody");
+    const stateFilter = $("#trial-state");
+
+    function define(metrics, paramNames) {
+      const cols = [
+        { label: "trial", get: (t) => t.number, num: true, cell: (t) => el("td", { class: "num" }, el("a", { href: trialUrl(id, t.number) }, `#${t.number}`)) },
+        { label: "state", get: (t) => t.state, cell: (t) => el("td", { class: `trial-state state-${t.state}` }, t.state) },
+        ...metrics.map((m, i) => ({ label: m, get: (t) => (t.values ? t.values[i] : null), num: true })),
+        ...paramNames.map((p) => ({ label: p, get: (t) => t.params[p], param: true })),
+        { label: "epochs", get: (t) => t.epochs_run, num: true },
+        { label: "attempt", get: (t) => t.attempt, num: true },
+        { label: "device", get: (t) => t.device },
+        { label: "accepted", get: (t) => t.accepted, cell: (t) => acceptedCell(t.accepted) },
+        { label: "seconds", get: seconds, num: true },
+        { label: "started", get: (t) => t.datetime_start, cell: (t) => el("td", {}, when(t.datetime_start)) },
+      ];
+      const k = cols.map((c) => c.label).join("\u0000");
+      if (k === key) return;
+      key = k; columns = cols; filters.length = 0;
+      const heads = cols.map((c, i) => el("th", { class: c.param ? "param" : "", onclick: () => { sort = { index: i, desc: sort.index === i ? !sort.desc : c.num }; render(); } }, c.label));
+      const inputs = cols.map(() => {
+        const input = el("input", { class: "col-filter", size: 6, placeholder: "filter" });
+        input.addEventListener("input", () => { shown = 100; render(); });
+        filters.push(input);
+        return el("th", {}, input);
+      });
+      thead.replaceChildren(el("tr", { class: "sort-row" }, heads), el("tr", { class: "filter-row" }, inputs));
+    }
+
+    function matcher(text) {
+      const m = /^\s*(>=|<=|!=|>|<|=)\s*(.+?)\s*$/.exec(text);
+      if (m) {
+        const num = Number(m[2]);
+        return (v) => {
+          if (v === null || v === undefined) return false;
+          const a = typeof v === "number" && Number.isFinite(num) ? v : String(v), b = typeof v === "number" && Number.isFinite(num) ? num : m[2];
+          return { ">=": a >= b, "<=": a <= b, "!=": a != b, ">": a > b, "<": a < b, "=": a == b }[m[1]]; // eslint-disable-line eqeqeq
+        };
+      }
+      const needle = text.trim().toLowerCase();
+      return (v) => fmt(v).toLowerCase().includes(needle);
+    }
+
+    function render() {
+      const tests = filters.map((f, i) => [i, f.value.trim()]).filter(([, v]) => v).map(([i, v]) => [columns[i], matcher(v)]);
+      const state = stateFilter.value;
+      const rows = trials.filter((t) => (!state || t.state === state) && tests.every(([c, ok]) => ok(c.get(t))));
+      const col = columns[sort.index], dir = sort.desc ? -1 : 1;
+      rows.sort((a, b) => {
+        const x = col.get(a), y = col.get(b);
+        if (x === y) return a.number - b.number;
+        if (x === null || x === undefined) return 1;
+        if (y === null || y === undefined) return -1;
+        return (typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y))) * dir;
+      });
+      thead.querySelectorAll(".sort-row th").forEach((th, i) => { th.dataset.sort = i === sort.index ? (sort.desc ? "desc" : "asc") : ""; });
+      tbody.replaceChildren(...rows.slice(0, shown).map((t) => el("tr", { "data-number": t.number },
+        columns.map((c) => (c.cell ? c.cell(t) : el("td", { class: c.num ? "num" : "" }, fmt(c.get(t))))))));
+      if (!rows.length) tbody.append(el("tr", {}, el("td", { colspan: columns.length, class: "muted" }, trials.length ? "No trial matches." : "No trials yet.")));
+      moreButton.hidden = rows.length <= shown;
+      countLabel.textContent = `(${rows.length} of ${trials.length})`;
+    }
+
+    moreButton.addEventListener("click", () => { shown += 500; render(); });
+    stateFilter.addEventListener("change", () => { shown = 100; render(); });
+    return { update(metrics, paramNames, list) { define(metrics, paramNames); trials = list; render(); } };
+  }
+
+  async function studyPage() {
+    const id = document.body.dataset.studyId;
+    const C = charts();
+    const view = { study: null, table: null, lb: null, curves: new Map(), picked: new Set(), importanceKey: null, importanceAt: 0, metricPicked: false };
+    const open = (n) => { location.href = trialUrl(id, n); };
+    const table = trialsTable(id, $("#trials"), $("#more-trials"), $("#trials-count"));
+
+    const metrics = () => view.study.metrics;
+    const directions = () => view.study.directions;
+    const objective = () => Number($("#objective").value || 0);
+    const space = () => (view.study.spec || {}).search_space || {};
+    const byNumber = () => new Map(view.table.trials.map((t) => [t.number, t]));
+
+    function summary() {
+      const s = view.study;
+      const multi = s.metrics.length > 1;
+      const done = s.counts.complete + s.counts.pruned + s.counts.fail;
+      const budget = ((s.spec || {}).budget || {}).n_trials;
+      const cards = [
+        card("state", s.state, `state-${s.state}`),
+        card("objective", s.metrics.map((m, i) => `${m} (${s.directions[i]})`).join(", ")),
+      ];
+      if (multi) {
+        const { front } = C.paretoFront(view.table.trials, s.directions);
+        cards.push(card("Pareto front", `${front.length} trial${front.length === 1 ? "" : "s"}`));
+        s.metrics.forEach((m, i) => {
+          const best = C.bestSoFar(view.table.trials, s.directions[i], i);
+          cards.push(card(`best ${m}`, best.y.length ? fmt(best.y[best.y.length - 1]) : "-"));
+        });
+      } else {
+        const best = s.best_trial;
+        cards.push(card("best", best ? `${fmt(best.value)} (#${best.number})` : "-"));
+      }
+      cards.push(
+        card("finished / budget", budget ? `${done} / ${budget}` : String(done)),
+        card("complete / pruned / fail", `${s.counts.complete} / ${s.counts.pruned} / ${s.counts.fail}`),
+        card("running / waiting", `${s.counts.running} / ${s.counts.waiting}`),
+        card("standard", s.standard || "-"),
+        card("created", when(s.created_at)),
+        ...(s.finished_at ? [card("finished", when(s.finished_at))] : []),
+        ...(s.error ? [card("error", s.error, "no")] : []),
+        ...(s.override_reason ? [card("override", s.override_reason)] : []));
+      $("#summary").replaceChildren(...cards);
+      $("#cancel").hidden = FINISHED_STUDY.has(s.state) || s.state === "cancelling";
+      $("#study-title").textContent = `${s.name} (#${s.id})`;
+    }
+
+    async function board() {
+      const lb = await api(`/studies/${id}/leaderboard${query({ limit: 20, accepted_only: $("#accepted-only").checked })}`);
+      view.lb = lb;
+      const ms = metrics();
+      $("#leaderboard thead").replaceChildren(el("tr", {}, ["rank", "trial", ...ms, "accepted", "epochs", "params"].map((h) => el("th", {}, h))));
+      $("#leaderboard tbody").replaceChildren(...lb.items.map((r) => el("tr", {},
+        el("td", { class: "num" }, r.rank),
+        el("td", { class: "num" }, el("a", { href: trialUrl(id, r.number) }, `#${r.number}`)),
+        ...ms.map((_, i) => el("td", { class: "num" }, fmt(r.values ? r.values[i] : i ? null : r.value))),
+        acceptedCell(r.accepted),
+        el("td", { class: "num" }, r.epochs_run),
+        el("td", {}, params(r.params)))));
+      if (!lb.items.length) $("#leaderboard tbody").append(el("tr", {}, el("td", { colspan: ms.length + 5, class: "muted" }, "No complete trials yet.")));
+    }
+
+    // Curves of the leaderboard's top trials, the running trials and those the user added. A
+    // trial's metrics are fetched again until the trial had finished when they were read.
+    async function refreshCurves() {
+      const trials = byNumber();
+      const wanted = new Set([...view.lb.items.slice(0, 8).map((r) => r.number),
+        ...view.table.trials.filter((t) => t.state === "running").slice(0, 5).map((t) => t.number), ...view.picked]);
+      for (const n of [...view.curves.keys()]) if (!wanted.has(n)) view.curves.delete(n);
+      await Promise.all([...wanted].map(async (n) => {
+        const t = trials.get(n), cached = view.curves.get(n);
+        if (!t || (cached && cached.final)) return;
+        const final = FINISHED_TRIAL.has(t.state);
+        const steps = await paginate(`/studies/${id}/trials/${n}/metrics`);
+        view.curves.set(n, { steps, final });
+      }));
+      drawCurves();
+    }
+
+    function drawCurves() {
+      const names = new Set();
+      for (const { steps } of view.curves.values()) for (const s of steps) for (const n of Object.keys(s.metrics)) names.add(n);
+      const ordered = [...metrics().filter((m) => names.has(m)), ...[...names].filter((n) => !metrics().includes(n)).sort()];
+      const select = $("#curve-metric");
+      const keep = view.metricPicked ? select.value : null;
+      setOptions(select, ordered.map((n) => [n, n]), keep || metrics()[0]);
+      if (!view.metricPicked && ordered.includes(metrics()[0])) select.value = metrics()[0];
+      const series = [...view.curves.entries()].sort((a, b) => a[0] - b[0]).map(([n, c]) => [n, c.steps]);
+      C.curves($("#chart-curves"), series, select.value, open);
+    }
+
+    function drawTrialCharts() {
+      const ms = metrics(), ds = directions(), trials = view.table.trials, names = view.table.param_names, o = objective();
+      C.history($("#chart-history"), trials, ms, ds, open);
+      if (ms.length > 1) {
+        $("#pareto-panel").hidden = false;
+        const options = ms.map((m, i) => [i, m]);
+        setOptions($("#pareto-x"), options, 0);
+        setOptions($("#pareto-y"), options, 1);
+        C.pareto($("#chart-pareto"), trials, ms, ds, Number($("#pareto-x").value), Number($("#pareto-y").value), open);
+      }
+      C.parallel($("#chart-parallel"), trials, names, space(), ms, ds, o);
+      C.slice($("#chart-slice"), trials, names, space(), ms, ds, o, open);
+      const imp = Object.keys((view.importance || {}).importances || {});
+      const ranked = [...imp.filter((n) => names.includes(n)), ...names.filter((n) => !imp.includes(n))];
+      setOptions($("#contour-x"), names.map((n) => [n, n]), ranked[0]);
+      setOptions($("#contour-y"), names.map((n) => [n, n]), ranked.find((n) => n !== $("#contour-x").value));
+      C.contour($("#chart-contour"), trials, $("#contour-x").value, $("#contour-y").value, space(), ms, ds, o, open);
+      C.edf($("#chart-edf"), trials, ms, ds);
+      C.timeline($("#chart-timeline"), trials, open);
+    }
+
+    // Importance again when the complete trials (or the choice of evaluator or objective)
+    // changed; at most every 5 s while the study runs, and once more when it has finished.
+    // It can take a while, so nothing waits for it, and one request is in flight at a time.
+    let importanceTimer = null, importanceBusy = null;
+    function importance(force) {
+      if (importanceBusy) { importanceBusy.then(() => importance(force)); return importanceBusy; }
+      const complete = view.study.counts.complete;
+      const evaluator = $("#evaluator").value, o = objective();
+      const k = `${complete}:${evaluator}:${o}`;
+      if (!force && k === view.importanceKey) return Promise.resolve();
+      const wait = view.importanceAt + 5000 - Date.now();
+      if (!force && !FINISHED_STUDY.has(view.study.state) && wait > 0) {
+        clearTimeout(importanceTimer);
+        importanceTimer = setTimeout(() => importance(false), wait);
+        return Promise.resolve();
+      }
+      view.importanceKey = k;
+      view.importanceAt = Date.now();
+      $("#importance-note").textContent = "computing...";
+      importanceBusy = api(`/studies/${id}/importance${query({ evaluator, objective: metrics().length > 1 ? o : "" })}`).then((imp) => {
+        view.importance = imp;
+        $("#importance-note").textContent = imp.n_trials ? `${imp.evaluator} over ${imp.n_trials} complete trials (${imp.metric})` : "";
+        C.importance($("#chart-importance"), imp.importances, imp.reason);
+      }).catch((e) => showError(e.message)).finally(() => { importanceBusy = null; });
+      return importanceBusy;
+    }
+
+    async function refreshAll() {
+      const [study, tableData] = await Promise.all([api(`/studies/${id}`), trialTable(id)]);
+      view.study = study;
+      view.table = tableData;
+      if (metrics().length > 1) setOptions($("#objective"), metrics().map((m, i) => [i, m]), 0);
+      summary();
+      await board();
+      table.update(metrics(), view.table.param_names, view.table.trials);
+      drawTrialCharts();
+      importance(false);
+      await refreshCurves();
+    }
+
+    // One refresh at a time; events that arrive meanwhile ask for one more.
+    let running = null, again = false;
+    function refresh() {
+      if (running) { again = true; return running; }
+      running = (async () => { do { again = false; await refreshAll(); } while (again); })().finally(() => { running = null; });
+      return running;
+    }
+
+    await refreshAll();
+    $("#spec").textContent = JSON.stringify(view.study.spec, null, 2);
+    if (metrics().length > 1) {
+      $("#objective-row").hidden = false;
+    }
+    const guard = (f) => () => Promise.resolve(f()).catch((e) => showError(e.message));
+    $("#accepted-only").addEventListener("change", guard(async () => { await board(); await refreshCurves(); }));
+    $("#curve-metric").addEventListener("change", () => { view.metricPicked = true; drawCurves(); });
+    $("#evaluator").addEventListener("change", () => importance(true));
+    $("#objective").addEventListener("change", guard(() => { drawTrialCharts(); importance(true); }));
+    for (const sel of ["#contour-x", "#contour-y"]) $(sel).addEventListener("change", guard(drawTrialCharts));
+    for (const sel of ["#pareto-x", "#pareto-y"]) $(sel).addEventListener("change", guard(drawTrialCharts));
+    $("#cancel").addEventListener("click", guard(async () => {
+      if (!confirm("Cancel this study?")) return;
+      await api(`/studies/${id}/cancel`, { method: "POST" });
+      await refresh();
+    }));
+
+    if (FINISHED_STUDY.has(view.study.state)) return;
+    // Live: every event refreshes the page's data; the stream is reopened until the study
+    // has finished (it closes by itself after a while), and running curves are re-read
+    // every few seconds in between.
+    $("#live").hidden = false;
+    const ticker = setInterval(() => { if (view.table.trials.some((t) => t.state === "running")) refreshCurves().catch(() => {}); }, 5000);
+    try {
+      while (!FINISHED_STUDY.has(view.study.state)) {
+        try {
+          await follow(`/studies/${id}/events`, async (event) => { if (event === "progress" || event === "end") await refresh(); });
+        } catch (e) {
+          showError(e.message);
+          await sleep(2000);
+        }
+        await refresh();
+      }
+    } finally {
+      clearInterval(ticker);
+      $("#live").hidden = true;
+    }
+  }
+
+  async function trialPage() {
+    const id = document.body.dataset.studyId, number = Number(document.body.dataset.trial);
+    const C = charts();
+    const [study, trial, steps, tableData] = await Promise.all([
+      api(`/studies/${id}`), api(`/studies/${id}/trials/${number}`), paginate(`/studies/${id}/trials/${number}/metrics`), trialTable(id)]);
+    $("#study-link").textContent = `${study.name} (#${study.id})`;
+    $("#trial-title").textContent = `Trial ${trial.number} of ${study.name}`;
+    document.title = `Trial ${trial.number} of ${study.name} - Tuneboard`;
+    const cards = [card("state", trial.state, `state-${trial.state}`)];
+    study.metrics.forEach((m, i) => cards.push(card(m, fmt(trial.values ? trial.values[i] : i ? null : trial.value))));
+    cards.push(card("accepted", fmt(trial.accepted), trial.accepted === true ? "yes" : trial.accepted === false ? "no" : ""),
+      card("epochs", trial.epochs_run), card("attempt", trial.attempt), card("device", trial.device || "-"), card("seconds", fmt(seconds(trial))));
+    $("#trial-summary").replaceChildren(...cards);
+
+    const ps = Object.entries(trial.params || {});
+    $("#trial-params tbody").replaceChildren(...(ps.length ? ps.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", { class: "num" }, fmt(v))))
+      : [el("tr", {}, el("td", { colspan: 2, class: "muted" }, "No parameters."))]));
+
+    const verdict = trial.verdict;
+    if (!verdict) {
+      $("#verdict").replaceChildren(el("p", { class: "muted" }, "No verdict: the study pins no standard, or the trial has not finished."));
+    } else {
+      const status = verdict.pending ? "pending" : verdict.accepted ? "accepted" : "rejected";
+      $("#verdict").replaceChildren(
+        el("p", { class: "verdict-head" }, el("strong", { class: verdict.pending ? "" : verdict.accepted ? "yes" : "no" }, status),
+          verdict.standard ? ` against ${verdict.standard}` : "", verdict.note ? ` - ${verdict.note}` : ""),
+        el("table", { id: "verdict-criteria", class: "grid" },
+          el("thead", {}, el("tr", {}, ["criterion", "metric", "rule", "observed", "result", "detail"].map((h) => el("th", {}, h)))),
+          el("tbody", {}, (verdict.criteria || []).map((c) => el("tr", { class: "criterion" },
+            el("td", {}, c.kind), el("td", {}, c.metric), el("td", {}, `${c.op} ${fmt(c.threshold)}`),
+            el("td", { class: "num" }, fmt(c.observed)),
+            el("td", { class: c.pending ? "" : c.passed ? "yes" : "no" }, c.pending ? "pending" : c.passed ? "pass" : "fail"),
+            el("td", {}, c.detail || ""))))));
+    }
+
+    const names = [...new Set(steps.flatMap((s) => Object.keys(s.metrics)))];
+    const ordered = [...study.metrics.filter((m) => names.includes(m)), ...names.filter((n) => !study.metrics.includes(n)).sort()];
+    // Every panel is laid out before any is drawn, so that each chart gets its final width.
+    const curves = ordered.map((name) => [name, `metric-${name}`, steps, name]);
+    if ((trial.intermediate_values || []).length) {
+      curves.push(["reported to the pruner", "intermediate", trial.intermediate_values.map((s) => ({ step: s.step, metrics: { value: s.value } })), "value"]);
+    }
+    const panels = curves.map(([heading, key]) => el("section", { class: "panel" }, el("h3", {}, heading), el("div", { class: "chart", "data-chart": key })));
+    $("#trial-metrics").replaceChildren(...(panels.length ? panels : [el("p", { class: "muted" }, "No per-epoch metrics.")]));
+    curves.forEach(([, , data, metric], i) => C.metricCurve(panels[i].querySelector(".chart"), data, metric));
+
+    if (trial.error) {
+      $("#error-section").hidden = false;
+      $("#trial-error").textContent = trial.error;
+    }
+
+    const retryOf = new Map(tableData.trials.map((t) => [t.number, t.retry_of]));
+    const root = (n) => { const seen = new Set(); while (retryOf.get(n) !== null && retryOf.get(n) !== undefined && !seen.has(n)) { seen.add(n); n = retryOf.get(n); } return n; };
+    const mine = root(number);
+    const attempts = tableData.trials.filter((t) => root(t.number) === mine).sort((a, b) => a.attempt - b.attempt || a.number - b.number);
+    $("#attempts tbody").replaceChildren(...attempts.map((t) => el("tr", { class: t.number === number ? "current" : "" },
+      el("td", { class: "num" }, el("a", { href: trialUrl(id, t.number) }, `#${t.number}`)), el("td", { class: "num" }, t.attempt),
+      el("td", { class: `state-${t.state}` }, t.state), el("td", {}, t.retry_of === null ? "-" : `#${t.retry_of}`),
+      el("td", {}, t.worker || "-"), el("td", {}, t.device || "-"), el("td", {}, when(t.datetime_start)), el("td", {}, when(t.datetime_complete)))));
+
+    const run = [["origin", trial.origin], ["seed", trial.seed], ["worker", trial.worker], ["device", trial.device],
+      ["checkpoint", trial.checkpoint_path], ["retry of", trial.retry_of === null ? null : `#${trial.retry_of}`],
+      ["started", when(trial.datetime_start)], ["finished", when(trial.datetime_complete)], ["last heartbeat", when(trial.heartbeat_at)],
+      ["user attributes", Object.keys(trial.user_attrs || {}).length ? JSON.stringify(trial.user_attrs) : null]];
+    $("#trial-run tbody").replaceChildren(...run.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: "wrap" }, fmt(v)))));
+  }
+
+  async function comparePage() {
+    const C = charts();
+    const form = $("#compare-form"), input = $("#compare-ids");
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); location.search = `?studies=${encodeURIComponent(input.value.replace(/\s+/g, ""))}`; });
+    const ids = (document.body.dataset.studies || "").split(",").filter(Boolean);
+    const chosen = new Set(ids);
+    const list = await api("/studies?limit=100");
+    $("#study-choices").replaceChildren(...list.items.map((s) => {
+      const box = el("input", { type: "checkbox", value: s.id });
+      box.checked = chosen.has(String(s.id));
+      box.addEventListener("change", () => { if (box.checked) chosen.add(String(s.id)); else chosen.delete(String(s.id)); input.value = [...chosen].join(","); });
+      return el("label", { class: "choice" }, box, ` #${s.id} ${s.name} (${s.state}, ${s.metrics.join(", ")})`);
+    }));
+    if (!ids.length) { $("#pick").open = true; C.empty($("#chart-compare"), "Pick two or more studies to compare."); return; }
+    const loaded = await Promise.all(ids.map(async (sid) => {
+      const [study, tableData] = await Promise.all([api(`/studies/${sid}`), trialTable(sid)]);
+      return { study, trials: tableData.trials };
+    }));
+    $("#compare-best tbody").replaceChildren(...loaded.map(({ study: s }) => {
+      const b = s.best_trial;
+      return el("tr", {},
+        el("td", {}, el("a", { href: `/ui/studies/${s.id}` }, `${s.name} (#${s.id})`)), el("td", { class: `state-${s.state}` }, s.state),
+        el("td", {}, `${s.metrics[0]} (${s.directions[0]})`), el("td", { class: "num" }, b ? fmt(b.value) : "-"),
+        el("td", { class: "num" }, b ? el("a", { href: trialUrl(s.id, b.number) }, `#${b.number}`) : "-"),
+        el("td", {}, `${s.counts.complete} / ${s.counts.pruned} / ${s.counts.fail}`), el("td", {}, b ? params(b.params) : "-"));
+    }));
+    const series = loaded.map(({ study: s, trials }) => ({ name: `${s.name} (#${s.id}) ${s.metrics[0]}`, ...C.bestSoFar(trials, s.directions[0], 0) }));
+    const metricNames = new Set(loaded.map(({ study: s }) => s.metrics[0]));
+    C.overlay($("#chart-compare"), series, metricNames.size === 1 ? `best ${[...metricNames][0]}` : "best so far (first objective)");
   }
 
   async function leaderboardPage() {
@@ -320,7 +639,7 @@
     await compare();
   }
 
-  const pages = { studies: studiesPage, study: studyPage, leaderboard: leaderboardPage, standards: standardsPage, standard: standardPage };
+  const pages = { studies: studiesPage, study: studyPage, trial: trialPage, compare: comparePage, leaderboard: leaderboardPage, standards: standardsPage, standard: standardPage };
 
   (async () => {
     try {

@@ -1,110 +1,341 @@
 "use strict";
-// Small SVG charts: no dependencies, no network.
+// Study charts drawn with plotly.js (served by Tuneboard from the plotly package). Each
+// function takes plain data and a container; layouts take their colours from the page's CSS
+// variables, so they follow the light or dark theme and are redrawn when the system setting
+// changes.
 (function () {
-  const NS = "http://www.w3.org/2000/svg";
-  const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  const drawn = new Map(); // container -> [traces, layout] as last drawn, to redraw on a theme change
+  const STATE_COLORS = { complete: "#2563eb", pruned: "#f59e0b", fail: "#dc2626", running: "#16a34a", waiting: "#9ca3af" };
 
-  function svg(tag, attrs) {
-    const node = document.createElementNS(NS, tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-    return node;
+  function css(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   }
 
-  function ticks(lo, hi, n) {
-    if (!(hi > lo)) return [lo];
-    const step = Math.pow(10, Math.floor(Math.log10((hi - lo) / n)));
-    const err = (n * step) / (hi - lo);
-    const mult = err <= 0.15 ? 10 : err <= 0.35 ? 5 : err <= 0.75 ? 2 : 1;
-    const s = step * mult;
-    const out = [];
-    for (let t = Math.ceil(lo / s) * s; t <= hi + s * 1e-9; t += s) out.push(+t.toPrecision(12));
+  function themed(layout) {
+    const fg = css("--fg"), muted = css("--muted"), line = css("--line"), panel = css("--panel");
+    const out = {
+      paper_bgcolor: panel, plot_bgcolor: panel,
+      font: { color: fg, family: "system-ui, -apple-system, Segoe UI, sans-serif", size: 12 },
+      margin: { l: 60, r: 20, t: 16, b: 48 },
+      legend: { orientation: "h", y: -0.22, font: { color: muted } },
+      colorway: ["#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d"],
+      hoverlabel: { bgcolor: panel, bordercolor: line, font: { color: fg } },
+      ...layout,
+    };
+    for (const key of Object.keys(out)) {
+      if (!/^[xy]axis\d*$/.test(key)) continue;
+      out[key] = { gridcolor: line, zerolinecolor: line, linecolor: line, automargin: true, ...out[key] };
+    }
+    if (!out.xaxis) out.xaxis = { gridcolor: line, zerolinecolor: line, linecolor: line, automargin: true };
+    if (!out.yaxis) out.yaxis = { gridcolor: line, zerolinecolor: line, linecolor: line, automargin: true };
     return out;
   }
 
-  function label(v) {
-    const a = Math.abs(v);
-    if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(1);
-    return String(+v.toPrecision(4));
+  const CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["sendDataToCloud", "select2d", "lasso2d"] };
+
+  const clickable = new WeakSet(); // containers whose click handler is bound
+
+  function empty(container, message) {
+    if (drawn.has(container)) window.Plotly.purge(container);
+    drawn.delete(container);
+    clickable.delete(container);
+    container.replaceChildren(Object.assign(document.createElement("div"), { className: "empty", textContent: message }));
   }
 
-  // series: [{label, points: [[x, y], ...]}]
-  function lineChart(container, series, opts) {
-    opts = opts || {};
-    container.textContent = "";
-    const pts = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p[1]));
-    if (!pts.length) {
-      container.textContent = opts.empty || "No data yet.";
-      return;
+  // Plotly sizes a chart when it draws it and on window resizes; a panel that changes width
+  // with the page's layout (a grid gaining a column) is resized here.
+  // Only a change of width redraws (the layouts fix the height); the first notification, which
+  // comes as soon as a chart is observed, records the width it was drawn at.
+  const widths = new WeakMap();
+  const resizer = window.ResizeObserver ? new ResizeObserver((entries) => {
+    for (const e of entries) {
+      const width = Math.round(e.contentRect.width), known = widths.get(e.target);
+      widths.set(e.target, width);
+      if (known === undefined || known === width || !drawn.has(e.target)) continue;
+      const [traces, layout] = drawn.get(e.target);
+      drawn.set(e.target, [traces, { ...layout, width }]);
+      window.Plotly.react(e.target, traces, themed({ ...layout, width }), CONFIG);
     }
-    const W = opts.width || 720, H = opts.height || 300, L = 56, R = 140, T = 10, B = 30;
-    let [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
-    let [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
-    if (x0 === x1) { x0 -= 1; x1 += 1; }
-    if (y0 === y1) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
-    const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-    const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
-    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", class: "chart-svg" });
-    for (const t of ticks(y0, y1, 5)) {
-      root.appendChild(svg("line", { x1: L, x2: W - R, y1: sy(t), y2: sy(t), class: "grid-line" }));
-      const txt = svg("text", { x: L - 6, y: sy(t) + 4, "text-anchor": "end", class: "tick" });
-      txt.textContent = label(t);
-      root.appendChild(txt);
+  }) : null;
+
+  function draw(container, traces, layout, onClick) {
+    if (!drawn.has(container)) {
+      container.textContent = "";
+      if (resizer) resizer.observe(container);
     }
-    for (const t of ticks(x0, x1, 8)) {
-      const txt = svg("text", { x: sx(t), y: H - 10, "text-anchor": "middle", class: "tick" });
-      txt.textContent = label(t);
-      root.appendChild(txt);
-    }
-    if (opts.xLabel) {
-      const txt = svg("text", { x: W - R, y: H - 10, "text-anchor": "start", class: "tick" });
-      txt.textContent = " " + opts.xLabel;
-      root.appendChild(txt);
-    }
-    series.forEach((s, i) => {
-      const color = COLORS[i % COLORS.length];
-      const good = s.points.filter((p) => Number.isFinite(p[1]));
-      if (!good.length) return;
-      const d = good.map((p, j) => `${j ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
-      const path = svg("path", { d, fill: "none", stroke: color, "stroke-width": 1.6 });
-      const title = svg("title", {});
-      title.textContent = s.label;
-      path.appendChild(title);
-      root.appendChild(path);
-      const ly = T + 14 + i * 16;
-      root.appendChild(svg("rect", { x: W - R + 10, y: ly - 9, width: 10, height: 10, fill: color }));
-      const txt = svg("text", { x: W - R + 24, y: ly, class: "legend" });
-      txt.textContent = s.label;
-      root.appendChild(txt);
+    drawn.set(container, [traces, layout]);
+    return window.Plotly.react(container, traces, themed(layout), CONFIG).then(() => {
+      if (!onClick || clickable.has(container)) return;
+      clickable.add(container);
+      container.on("plotly_click", (ev) => { const n = ev.points?.[0]?.customdata; if (n !== undefined && n !== null) onClick(n); });
     });
-    container.appendChild(root);
   }
 
-  // entries: [[label, value]], drawn as horizontal bars, largest first.
-  function barChart(container, entries, opts) {
-    opts = opts || {};
-    container.textContent = "";
-    if (!entries.length) {
-      container.textContent = opts.empty || "No data.";
-      return;
-    }
-    const W = opts.width || 720, row = 22, L = 160, R = 70;
-    const H = entries.length * row + 10;
-    const max = Math.max(...entries.map((e) => e[1] || 0)) || 1;
-    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", class: "chart-svg" });
-    entries.forEach(([name, value], i) => {
-      const y = 5 + i * row;
-      const w = ((value || 0) / max) * (W - L - R);
-      const txt = svg("text", { x: L - 8, y: y + 14, "text-anchor": "end", class: "tick" });
-      txt.textContent = name;
-      root.appendChild(txt);
-      root.appendChild(svg("rect", { x: L, y: y + 3, width: Math.max(w, 1), height: row - 8, fill: COLORS[0] }));
-      const val = svg("text", { x: L + w + 6, y: y + 14, class: "tick" });
-      val.textContent = value == null ? "-" : (+value).toFixed(3);
-      root.appendChild(val);
+  if (window.matchMedia) {
+    window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+      for (const [container, [traces, layout]] of drawn) window.Plotly.react(container, traces, themed(layout), CONFIG);
     });
-    container.appendChild(root);
   }
 
-  window.TuneboardCharts = { lineChart, barChart };
+  const title = (text) => ({ text });
+  // Past a few thousand markers SVG gets slow; WebGL draws 10,000 trials at once.
+  const scatter = (n) => (n > 2000 ? "scattergl" : "scatter");
+  // Whole-number axes (trials, epochs) with few values get a tick per value, not 0.5 steps.
+  const integerTicks = (values) => (values.length && Math.max(...values) - Math.min(...values) <= 12 ? { dtick: 1 } : {});
+  const dirWord = (d) => (d === "maximize" ? "max" : "min");
+  const better = (d) => (d === "maximize" ? (a, b) => a > b : (a, b) => a < b);
+  const finite = (v) => typeof v === "number" && Number.isFinite(v);
+  const label = (metrics, directions, i) => `${metrics[i]} (${dirWord(directions[i])})`;
+
+  // A parameter's kind from the spec's search space, else from its values.
+  function paramKind(name, space, values) {
+    const s = (space || {})[name] || {};
+    if (s.type === "categorical" || values.some((v) => typeof v !== "number")) {
+      const choices = s.choices ? s.choices.map(String) : [...new Set(values.map(String))].sort();
+      return { categorical: true, choices, log: false };
+    }
+    return { categorical: false, log: !!s.log };
+  }
+
+  // Optimisation history: each objective's values by trial number, with the best so far.
+  function history(container, trials, metrics, directions, onClick) {
+    const done = trials.filter((t) => t.state === "complete" && t.values);
+    if (!done.length) return empty(container, "No complete trials yet.");
+    const traces = [], layout = { height: 300 * metrics.length, showlegend: true };
+    metrics.forEach((metric, i) => {
+      const axis = i ? String(i + 1) : "";
+      const pts = done.filter((t) => finite(t.values[i]));
+      const isBetter = better(directions[i]);
+      let best = null;
+      const bestY = pts.map((t) => (best = best === null || isBetter(t.values[i], best) ? t.values[i] : best));
+      traces.push({ type: scatter(pts.length), mode: "markers", name: metric, x: pts.map((t) => t.number), y: pts.map((t) => t.values[i]),
+        customdata: pts.map((t) => t.number), xaxis: "x" + axis, yaxis: "y" + axis,
+        hovertemplate: `trial %{x}<br>${metric} %{y}<extra></extra>` });
+      traces.push({ type: "scatter", mode: "lines", name: `best ${metric}`, x: pts.map((t) => t.number), y: bestY,
+        line: { shape: "hv", width: 2 }, xaxis: "x" + axis, yaxis: "y" + axis, hoverinfo: "skip" });
+      layout["yaxis" + axis] = { title: title(label(metrics, directions, i)) };
+      layout["xaxis" + axis] = { title: title("trial"), matches: i ? "x" : undefined, ...integerTicks(done.map((t) => t.number)) };
+    });
+    if (metrics.length > 1) layout.grid = { rows: metrics.length, columns: 1, pattern: "independent", roworder: "top to bottom" };
+    draw(container, traces, layout, onClick);
+  }
+
+  // Learning curves: curves is [[number, [{step, metrics}]]].
+  function curves(container, series, metric, onClick) {
+    const traces = series.map(([number, steps]) => {
+      const pts = steps.filter((s) => finite(s.metrics[metric]));
+      return { type: "scatter", mode: "lines+markers", name: `trial ${number}`, x: pts.map((s) => s.step), y: pts.map((s) => s.metrics[metric]),
+        customdata: pts.map(() => number), marker: { size: 4 }, hovertemplate: `trial ${number}<br>epoch %{x}<br>${metric} %{y}<extra></extra>` };
+    }).filter((t) => t.x.length);
+    if (!traces.length) return empty(container, metric ? `No per-epoch values of ${metric} yet.` : "No per-epoch metrics yet.");
+    draw(container, traces, { height: 340, xaxis: { title: title("epoch"), automargin: true, ...integerTicks(traces.flatMap((t) => t.x)) }, yaxis: { title: title(metric) } }, onClick);
+  }
+
+  // Parallel coordinates over the complete trials that have every parameter.
+  function parallel(container, trials, names, space, metrics, directions, objective) {
+    const done = trials.filter((t) => t.state === "complete" && t.values && finite(t.values[objective]) && names.every((n) => t.params[n] !== null && t.params[n] !== undefined));
+    if (!done.length || !names.length) return empty(container, "No complete trials with parameters yet.");
+    const dims = names.map((name) => {
+      const values = done.map((t) => t.params[name]);
+      const kind = paramKind(name, space, values);
+      if (kind.categorical) {
+        const index = new Map(kind.choices.map((c, i) => [c, i]));
+        return { label: name, values: values.map((v) => index.get(String(v))), tickvals: kind.choices.map((_, i) => i), ticktext: kind.choices, range: [0, Math.max(kind.choices.length - 1, 1)] };
+      }
+      if (kind.log && values.every((v) => v > 0)) {
+        const logs = values.map((v) => Math.log10(v));
+        const lo = Math.floor(Math.min(...logs)), hi = Math.ceil(Math.max(...logs));
+        const ticks = []; for (let e = lo; e <= hi; e++) ticks.push(e);
+        return { label: name, values: logs, tickvals: ticks, ticktext: ticks.map((e) => `1e${e}`), range: [Math.min(...logs), Math.max(...logs)] };
+      }
+      return { label: name, values };
+    });
+    const y = done.map((t) => t.values[objective]);
+    dims.push({ label: metrics[objective], values: y });
+    const css_ = css("--fg");
+    draw(container, [{ type: "parcoords", dimensions: dims, labelfont: { color: css_ }, tickfont: { color: css_ }, rangefont: { color: css_ },
+      line: { color: y, colorscale: "Viridis", reversescale: directions[objective] === "minimize", showscale: true, colorbar: { title: title(metrics[objective]) } } }],
+    { height: 380, margin: { l: 70, r: 70, t: 40, b: 30 } });
+  }
+
+  // Slice: the objective against each parameter, one panel per parameter.
+  function slice(container, trials, names, space, metrics, directions, objective, onClick) {
+    const done = trials.filter((t) => t.state === "complete" && t.values && finite(t.values[objective]));
+    if (!done.length || !names.length) return empty(container, "No complete trials with parameters yet.");
+    const columns = Math.min(names.length, 3), rows = Math.ceil(names.length / columns);
+    const traces = [], layout = { height: 280 * rows, showlegend: false, grid: { rows, columns, pattern: "independent", roworder: "top to bottom" } };
+    names.forEach((name, k) => {
+      const axis = k ? String(k + 1) : "";
+      const pts = done.filter((t) => t.params[name] !== null && t.params[name] !== undefined);
+      const kind = paramKind(name, space, pts.map((t) => t.params[name]));
+      traces.push({ type: scatter(pts.length), mode: "markers", name, x: pts.map((t) => (kind.categorical ? String(t.params[name]) : t.params[name])),
+        y: pts.map((t) => t.values[objective]), customdata: pts.map((t) => t.number), xaxis: "x" + axis, yaxis: "y" + axis,
+        marker: { color: pts.map((t) => t.number), colorscale: "Viridis", size: 7, line: { width: 0.5, color: css("--line") }, showscale: k === 0, colorbar: { title: title("trial"), thickness: 10 } },
+        hovertemplate: `trial %{customdata}<br>${name} %{x}<br>${metrics[objective]} %{y}<extra></extra>` });
+      layout["xaxis" + axis] = { title: title(name), type: kind.categorical ? "category" : kind.log ? "log" : "linear",
+        ...(kind.categorical ? { categoryorder: "array", categoryarray: kind.choices } : {}) };
+      layout["yaxis" + axis] = { title: title(k % columns === 0 ? label(metrics, directions, objective) : "") };
+    });
+    draw(container, traces, layout, onClick);
+  }
+
+  // Contour of the objective over two parameters: the trials binned on a grid (mean per cell,
+  // gaps interpolated), with the trials themselves on top.
+  function contour(container, trials, xName, yName, space, metrics, directions, objective, onClick) {
+    if (!xName || !yName || xName === yName) return empty(container, "Pick two different parameters.");
+    const pts = trials.filter((t) => t.state === "complete" && t.values && finite(t.values[objective]) &&
+      t.params[xName] !== null && t.params[xName] !== undefined && t.params[yName] !== null && t.params[yName] !== undefined);
+    if (!pts.length) return empty(container, "No complete trials with both parameters yet.");
+    const axis = (name) => {
+      const values = pts.map((t) => t.params[name]);
+      const kind = paramKind(name, space, values);
+      if (kind.categorical) {
+        const index = new Map(kind.choices.map((c, i) => [c, i]));
+        return { kind, pos: values.map((v) => index.get(String(v))), centers: kind.choices.map((_, i) => i), cell: (p) => p, show: (c) => c,
+          layout: { title: title(name), tickvals: kind.choices.map((_, i) => i), ticktext: kind.choices, range: [-0.5, kind.choices.length - 0.5] } };
+      }
+      const log = kind.log && values.every((v) => v > 0);
+      const pos = values.map((v) => (log ? Math.log10(v) : v));
+      let lo = Math.min(...pos), hi = Math.max(...pos);
+      if (hi === lo) { lo -= 0.5; hi += 0.5; }
+      const n = Math.min(25, Math.max(2, Math.ceil(Math.sqrt(pts.length) * 1.5)));
+      const width = (hi - lo) / n;
+      const centers = Array.from({ length: n }, (_, i) => lo + width * (i + 0.5));
+      return { kind, pos, centers, cell: (p) => Math.min(n - 1, Math.floor((p - lo) / width)), show: (c) => (log ? 10 ** c : c),
+        layout: { title: title(name), type: log ? "log" : "linear" } };
+    };
+    const ax = axis(xName), ay = axis(yName);
+    // The grid is built from every trial; past 2000 the markers on top are every k-th trial.
+    const every = Math.max(1, Math.ceil(pts.length / 2000));
+    const shown = pts.map((_, i) => i).filter((i) => i % every === 0);
+    const sums = ay.centers.map(() => ax.centers.map(() => [0, 0]));
+    pts.forEach((t, i) => { const c = sums[ay.cell(ay.pos[i])][ax.cell(ax.pos[i])]; c[0] += t.values[objective]; c[1] += 1; });
+    const z = sums.map((row) => row.map(([s, n]) => (n ? s / n : null)));
+    const metric = metrics[objective];
+    const traces = [
+      { type: "contour", x: ax.centers.map(ax.show), y: ay.centers.map(ay.show), z, connectgaps: true, name: metric,
+        colorscale: "Viridis", reversescale: directions[objective] === "minimize", contours: { coloring: "heatmap" },
+        colorbar: { title: title(metric) }, hovertemplate: `${xName} %{x}<br>${yName} %{y}<br>${metric} %{z}<extra></extra>` },
+      { type: scatter(shown.length), mode: "markers", name: "trials", x: shown.map((i) => ax.show(ax.pos[i])), y: shown.map((i) => ay.show(ay.pos[i])),
+        customdata: shown.map((i) => pts[i].number), marker: { color: "#ffffff", size: 6, line: { color: "#111827", width: 1 } },
+        hovertemplate: `trial %{customdata}<extra></extra>` },
+    ];
+    draw(container, traces, { height: 380, showlegend: false, xaxis: ax.layout, yaxis: ay.layout }, onClick);
+  }
+
+  // Empirical distribution function of each objective over the complete trials.
+  function edf(container, trials, metrics, directions) {
+    const traces = metrics.map((metric, i) => {
+      const ys = trials.filter((t) => t.state === "complete" && t.values && finite(t.values[i])).map((t) => t.values[i]).sort((a, b) => a - b);
+      const axis = i ? String(i + 1) : "";
+      // At most ~1000 steps: every k-th value (and the last) draws the same staircase.
+      const every = Math.max(1, Math.ceil(ys.length / 1000));
+      const at = ys.map((_, k) => k).filter((k) => k % every === every - 1 || k === ys.length - 1);
+      return { type: "scatter", mode: "lines", name: metric, x: at.map((k) => ys[k]), y: at.map((k) => (k + 1) / ys.length), line: { shape: "hv" }, xaxis: "x" + axis, yaxis: "y" + axis };
+    }).filter((t) => t.x.length);
+    if (!traces.length) return empty(container, "No complete trials yet.");
+    const layout = { height: 340, showlegend: metrics.length > 1 };
+    metrics.forEach((metric, i) => {
+      const axis = i ? String(i + 1) : "";
+      layout["xaxis" + axis] = { title: title(label(metrics, directions, i)) };
+      layout["yaxis" + axis] = { title: title(i ? "" : "fraction of trials"), range: [0, 1.02] };
+    });
+    if (metrics.length > 1) layout.grid = { rows: 1, columns: metrics.length, pattern: "independent" };
+    draw(container, traces, layout);
+  }
+
+  // Timeline: one segment per trial from its start to its end (now, while it runs), a trace
+  // per state; segments are one path per trace, so 10,000 trials draw as fast as ten.
+  function timeline(container, trials, onClick) {
+    const now = Date.now();
+    const started = trials.filter((t) => t.datetime_start);
+    if (!started.length) return empty(container, "No trial has started yet.");
+    const byState = new Map();
+    for (const t of started) {
+      if (!byState.has(t.state)) byState.set(t.state, { x: [], y: [], customdata: [] });
+      const end = t.datetime_complete ? Date.parse(t.datetime_complete) : now;
+      const seg = byState.get(t.state);
+      seg.x.push(t.datetime_start, new Date(Math.max(end, Date.parse(t.datetime_start) + 1)).toISOString(), null);
+      seg.y.push(t.number, t.number, null);
+      seg.customdata.push(t.number, t.number, null);
+    }
+    const width = Math.max(2, Math.min(12, 300 / started.length));
+    const traces = [...byState.entries()].map(([state, seg]) => ({
+      type: "scatter", mode: "lines", name: state, ...seg, connectgaps: false,
+      line: { color: STATE_COLORS[state] || "#6b7280", width },
+      hovertemplate: `trial %{customdata} (${state})<br>%{x}<extra></extra>`,
+    }));
+    draw(container, traces, { height: Math.min(520, 140 + 16 * started.length), hovermode: "closest",
+      xaxis: { type: "date", title: title("time") }, yaxis: { title: title("trial"), autorange: "reversed", ...integerTicks(started.map((t) => t.number)) } }, onClick);
+  }
+
+  // Trials not dominated on every objective (complete, with every value finite). Sorted
+  // lexicographically (each objective turned into "lower is better"), a trial can only be
+  // dominated by one before it, and only a trial on the front needs checking.
+  function paretoFront(trials, directions) {
+    const sign = directions.map((d) => (d === "maximize" ? -1 : 1));
+    const pts = trials.filter((t) => t.state === "complete" && t.values && directions.every((_, i) => finite(t.values[i])));
+    const key = (t) => sign.map((s, i) => s * t.values[i]);
+    const keyed = pts.map((t) => [key(t), t]).sort(([a], [b]) => { for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i]; return 0; });
+    const dominates = (a, b) => a.every((x, i) => x <= b[i]) && a.some((x, i) => x < b[i]);
+    const front = [];
+    for (const [k, t] of keyed) if (!front.some(([f]) => dominates(f, k))) front.push([k, t]);
+    return { pts, front: front.map(([, t]) => t) };
+  }
+
+  function pareto(container, trials, metrics, directions, xi, yi, onClick) {
+    const { pts, front } = paretoFront(trials, directions);
+    if (!pts.length) return empty(container, "No complete trials yet.");
+    const onFront = new Set(front);
+    const others = pts.filter((t) => !onFront.has(t));
+    const sorted = [...front].sort((a, b) => a.values[xi] - b.values[xi]);
+    const accepted = pts.filter((t) => t.accepted === true);
+    const xy = (list) => ({ x: list.map((t) => t.values[xi]), y: list.map((t) => t.values[yi]), customdata: list.map((t) => t.number) });
+    const hover = `trial %{customdata}<br>${metrics[xi]} %{x}<br>${metrics[yi]} %{y}<extra></extra>`;
+    const traces = [
+      { type: scatter(others.length), mode: "markers", name: "dominated", ...xy(others), marker: { color: css("--muted"), size: 7, opacity: 0.6 }, hovertemplate: hover },
+      { type: "scatter", mode: metrics.length === 2 ? "lines+markers" : "markers", name: "Pareto front", ...xy(sorted), marker: { color: "#dc2626", size: 9 }, line: { color: "#dc2626", width: 1 }, hovertemplate: hover },
+    ];
+    if (accepted.length) traces.push({ type: "scatter", mode: "markers", name: "accepted", ...xy(accepted), marker: { symbol: "star-open", size: 16, color: "#16a34a", line: { width: 2 } }, hovertemplate: hover });
+    draw(container, traces, { height: 420, xaxis: { title: title(label(metrics, directions, xi)) }, yaxis: { title: title(label(metrics, directions, yi)) } }, onClick);
+  }
+
+  // Importance: horizontal bars, largest on top.
+  function importance(container, importances, note) {
+    const entries = Object.entries(importances || {}).filter(([, v]) => finite(v));
+    if (!entries.length) return empty(container, note || "No importances.");
+    entries.sort((a, b) => a[1] - b[1]);
+    draw(container, [{ type: "bar", orientation: "h", x: entries.map(([, v]) => v), y: entries.map(([k]) => k),
+      text: entries.map(([, v]) => v.toFixed(3)), textposition: "auto", hovertemplate: "%{y}: %{x:.3f}<extra></extra>" }],
+    { height: Math.max(220, 80 + 32 * entries.length), margin: { l: 120, r: 20, t: 10, b: 40 }, xaxis: { title: title("importance"), rangemode: "tozero" } });
+  }
+
+  // Per-metric curve of one trial (trial page).
+  function metricCurve(container, steps, metric) {
+    const pts = steps.filter((s) => finite(s.metrics[metric]));
+    if (!pts.length) return empty(container, `No values of ${metric}.`);
+    draw(container, [{ type: "scatter", mode: "lines+markers", name: metric, x: pts.map((s) => s.step), y: pts.map((s) => s.metrics[metric]), marker: { size: 5 } }],
+      { height: 240, margin: { l: 60, r: 16, t: 10, b: 44 }, xaxis: { title: title("epoch"), ...integerTicks(pts.map((s) => s.step)) }, yaxis: { title: title(metric) } });
+  }
+
+  // Several studies' best-so-far lines (comparison page): series is [{name, x, y}].
+  function overlay(container, series, yTitle, onClick) {
+    const traces = series.filter((s) => s.x.length).map((s) => ({ type: "scatter", mode: "lines", name: s.name, x: s.x, y: s.y, line: { shape: "hv", width: 2 } }));
+    if (!traces.length) return empty(container, "No complete trials in these studies yet.");
+    draw(container, traces, { height: 400, xaxis: { title: title("trial") }, yaxis: { title: title(yTitle) } }, onClick);
+  }
+
+  function bestSoFar(trials, direction, objective) {
+    const isBetter = better(direction);
+    const x = [], y = [];
+    let best = null;
+    for (const t of trials) {
+      if (t.state !== "complete" || !t.values || !finite(t.values[objective])) continue;
+      best = best === null || isBetter(t.values[objective], best) ? t.values[objective] : best;
+      x.push(t.number); y.push(best);
+    }
+    return { x, y };
+  }
+
+  window.TuneboardCharts = { history, curves, parallel, slice, contour, edf, timeline, pareto, paretoFront, importance, metricCurve, overlay, bestSoFar, empty };
 })();

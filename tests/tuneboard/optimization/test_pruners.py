@@ -8,8 +8,8 @@ from optuna.pruners import HyperbandPruner, NopPruner, PatientPruner
 from optuna.trial import TrialState
 
 from tuneboard.optimization import make_pruner
-from tuneboard.studies.catalog import PRUNERS
-from tuneboard.studies.schemas import PrunerSpec
+from tuneboard.spec import PrunerSpec
+from tuneboard.spec.catalog import PRUNERS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

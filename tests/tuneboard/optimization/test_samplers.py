@@ -9,8 +9,8 @@ import pytest
 from optuna.storages import InMemoryStorage
 
 from tuneboard.optimization import make_sampler, suggest_params
-from tuneboard.studies.catalog import SAMPLERS
-from tuneboard.studies.schemas import MULTI_OBJECTIVE_SAMPLERS, AnyParam, SamplerSpec, StudySpec
+from tuneboard.spec import MULTI_OBJECTIVE_SAMPLERS, AnyParam, SamplerSpec, StudySpec
+from tuneboard.spec.catalog import SAMPLERS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

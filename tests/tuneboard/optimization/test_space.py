@@ -13,7 +13,7 @@ from tuneboard.optimization import (
     to_distributions,
     validate_fixed_params,
 )
-from tuneboard.studies.schemas import EXAMPLE_SPEC, AnyParam, StudySpec
+from tuneboard.spec import EXAMPLE_SPEC, AnyParam, StudySpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

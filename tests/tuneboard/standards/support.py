@@ -1,4 +1,5 @@
-"""A standard like the design's example, and a spec that keeps it."""
+"""A typical standard (a vision baseline with metric and stability criteria), and a spec that
+keeps it."""
 
 from __future__ import annotations
 

@@ -2,9 +2,16 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import statistics
+
+import pytest
+from scipy import stats
 
 from tests.tuneboard.standards.support import baseline
-from tuneboard.standards import evaluate
+from tuneboard.errors import InvalidInput
+from tuneboard.standards import Criterion, evaluate, parse_document
+from tuneboard.standards.schemas import wilcoxon_min_seeds
 
 CRITERIA = baseline().acceptance
 METRIC_ONLY = CRITERIA[:2]
@@ -73,3 +80,121 @@ def test_equality_and_no_criteria() -> None:
     [eq] = baseline(acceptance=[{"metric": "m", "op": "==", "value": 0.3}]).acceptance
     assert evaluate([eq], {"m": 0.1 + 0.2}).accepted
     assert evaluate([], {}).accepted
+
+
+GOOD = {"val_accuracy": 0.98, "generalization_gap": 0.01}
+
+
+def _stability(**spec: object) -> list[Criterion]:
+    return baseline(acceptance=[{"stability": {"metric": "val_accuracy", **spec}}]).acceptance
+
+
+def test_a_mean_threshold_is_judged_by_a_one_sided_t_bound_stored_with_the_verdict() -> None:
+    criteria = _stability(seeds=3, min_mean=0.97, confidence=0.95)
+    runs = [0.98, 0.981, 0.979]
+    (result,) = evaluate(criteria, GOOD, {"val_accuracy": runs}).criteria
+    mean, s = statistics.fmean(runs), statistics.stdev(runs)
+    lower = mean - stats.t.ppf(0.95, 2) * s / math.sqrt(3)
+    assert (result.kind, result.op, result.threshold, result.n, result.test) == (
+        "stability", "mean>=", 0.97, 3, "t")
+    assert result.passed and result.confidence == 0.95
+    assert result.observed == pytest.approx(mean)
+    assert result.interval is not None and result.interval[1] is None
+    assert result.interval[0] == pytest.approx(lower)
+    assert f"[{lower:.6g}, inf)" in result.detail
+    stored = json.loads(json.dumps(evaluate(criteria, GOOD, {"val_accuracy": runs}).model_dump()))
+    assert stored["criteria"][0]["interval"] == [pytest.approx(lower), None]
+
+    # The same mean with a wider spread: the bound falls below the threshold.
+    (wide,) = evaluate(criteria, GOOD, {"val_accuracy": [0.99, 0.98, 0.97]}).criteria
+    assert not wide.passed and not wide.pending
+    assert wide.interval is not None and wide.interval[0] is not None
+    assert wide.interval[0] < 0.97 < (wide.observed or 0)
+    assert "does not lie above 0.97" in wide.detail
+
+
+def test_max_mean_bounds_from_above_and_a_higher_confidence_is_stricter() -> None:
+    runs = [0.020, 0.024, 0.022, 0.021]
+    mean, s = statistics.fmean(runs), statistics.stdev(runs)
+    for confidence, passed in ((0.9, True), (0.99, False)):
+        criteria = _stability(seeds=4, max_mean=0.0245, confidence=confidence)
+        (result,) = evaluate(criteria, GOOD, {"val_accuracy": runs}).criteria
+        upper = mean + stats.t.ppf(confidence, 3) * s / 2
+        assert result.op == "mean<=" and result.interval == (None, pytest.approx(upper))
+        assert result.passed is passed, (confidence, upper)
+
+
+def test_std_and_mean_in_one_criterion_give_one_result_each() -> None:
+    criteria = _stability(seeds=3, max_std=0.005, min_mean=0.97)
+    verdict = evaluate(criteria, GOOD, {"val_accuracy": [0.98, 0.981, 0.979]})
+    assert [(c.op, c.passed) for c in verdict.criteria] == [("std<=", True), ("mean>=", True)]
+    assert verdict.accepted
+    pending = evaluate(criteria, GOOD)
+    assert pending.pending and [c.pending for c in pending.criteria] == [True, True]
+    failed = evaluate(criteria, GOOD, {"val_accuracy": [0.98, float("nan"), 0.98]})
+    assert not failed.accepted and not failed.pending
+    assert [c.passed or c.pending for c in failed.criteria] == [False, False]
+
+
+def test_the_wilcoxon_bound_agrees_with_scipys_exact_signed_rank_test() -> None:
+    rng = random.Random(12)
+    for _ in range(200):
+        confidence = rng.choice([0.9, 0.95, 0.975])
+        n = rng.randint(wilcoxon_min_seeds(confidence), 12)
+        runs = [rng.gauss(0.97, 0.01) for _ in range(n)]
+        threshold = rng.gauss(0.97, 0.01)
+        criteria = _stability(seeds=n, min_mean=threshold, confidence=confidence,
+                              test="wilcoxon")
+        (result,) = evaluate(criteria, GOOD, {"val_accuracy": runs}).criteria
+        test = stats.wilcoxon([v - threshold for v in runs], alternative="greater",
+                              method="exact")
+        assert result.passed is bool(test.pvalue <= 1 - confidence), (runs, threshold)
+        walsh = [(a + b) / 2 for i, a in enumerate(runs) for b in runs[i:]]
+        assert result.observed == pytest.approx(statistics.median(walsh))
+        assert result.test == "wilcoxon" and result.n == n
+
+
+def test_the_wilcoxon_bound_is_the_walsh_average_of_the_critical_rank() -> None:
+    # n = 5 at 0.95: only T+ = 0 has P <= 0.05 (1/32), so the lower bound is the smallest
+    # Walsh average, here the smallest run; at 0.90 P(T+ <= 2) = 3/32 (T+ = 0, 1, 2 each arise
+    # one way) and P(T+ <= 3) = 5/32, so it is the third smallest.
+    runs = [0.971, 0.975, 0.98, 0.982, 0.99]
+    walsh = sorted((a + b) / 2 for i, a in enumerate(runs) for b in runs[i:])
+    for confidence, rank in ((0.95, 0), (0.9, 2)):
+        criteria = _stability(seeds=5, min_mean=0.97, confidence=confidence, test="wilcoxon")
+        (result,) = evaluate(criteria, GOOD, {"val_accuracy": runs}).criteria
+        assert result.interval == (pytest.approx(walsh[rank]), None) and result.passed
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"seeds": 3}, "asks nothing"),
+        ({"seeds": 3, "min_mean": 0.9, "max_mean": 0.99}, "not both"),
+        ({"seeds": 3, "min_mean": 0.9, "confidence": 0.5}, "greater than 0.5"),
+        ({"seeds": 3, "min_mean": 0.9, "confidence": 1.0}, "less than 1"),
+        ({"seeds": 1, "min_mean": 0.9}, "greater than or equal to 2"),
+        ({"seeds": 4, "min_mean": 0.9, "test": "wilcoxon"}, "needs seeds >= 5"),
+        ({"seeds": 6, "min_mean": 0.9, "test": "wilcoxon", "confidence": 0.99},
+         "needs seeds >= 7"),
+        ({"seeds": 3, "min_mean": float("inf")}, "finite"),
+        ({"seeds": 3, "min_mean": 0.9, "test": "sign"}, "'t' or 'wilcoxon'"),
+    ],
+)
+def test_invalid_stability_criteria_are_refused_at_their_field(
+    spec: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_document({**baseline().model_dump(), "acceptance": [
+            {"stability": {"metric": "val_accuracy", **spec}}]})
+    assert all(d["field"].startswith("acceptance.0.stability") for d in caught.value.details)
+    assert reason in caught.value.message, caught.value.message
+
+
+def test_wilcoxon_minimum_seeds_follow_two_to_the_minus_n() -> None:
+    assert [wilcoxon_min_seeds(c) for c in (0.75, 0.9, 0.95, 0.99)] == [2, 4, 5, 7]
+    for confidence in (0.8, 0.9, 0.95, 0.975, 0.99):
+        n = wilcoxon_min_seeds(confidence)
+        assert 2.0**-n <= 1 - confidence < 2.0 ** -(n - 1)
+    # A stored max_std-only criterion reads back unchanged.
+    assert _stability(seeds=3, max_std=0.005)[0].model_dump()["stability"]["max_std"] == 0.005

@@ -22,7 +22,7 @@ def _fields(data: dict[str, Any]) -> dict[str, str]:
     return {e["field"]: e["reason"] for e in info.value.details}
 
 
-def test_the_design_example_parses_into_typed_criteria() -> None:
+def test_the_baseline_example_parses_into_typed_criteria() -> None:
     doc = parse_document(BASELINE)
     assert [type(c) for c in doc.acceptance] == [
         MetricCriterion, MetricCriterion, StabilityCriterion

@@ -74,8 +74,8 @@ def test_create_and_publish_keep_old_versions_byte_identical(db_url: str, a: Pri
         assert v2.version == 2
     with session_scope(db_url) as session:
         assert _raw_document(session, v1_id) == before
-        out = StandardVersionOut.from_version(standards.get_version(session, a.team_id,
-                                                                    "vision-baseline", 1))
+        out = StandardVersionOut.of(standards.get_version(session, a.team_id,
+                                                          "vision-baseline", 1))
         assert out.document == _doc() and out.name == "vision-baseline"
         assert standards.get_standard(session, a.team_id, "vision-baseline").version == 2
         entries = _audit(session, a.team_id)
@@ -191,17 +191,18 @@ def test_lists_paginate_by_cursor(db_url: str, a: Principal, b: Principal) -> No
             standards.create_standard(session, a, _doc(name=name))
         standards.publish_version(session, a, "s2", _doc(name="s2", description="new"))
         standards.create_standard(session, b, _doc(name="s4"))
-        page, cursor = standards.list_standards(session, a.team_id, limit=2)
-        assert [(v.standard.name, v.version) for v in page] == [("s1", 1), ("s2", 2)]
-        assert cursor is not None
-        page, cursor = standards.list_standards(session, a.team_id, limit=2, cursor=cursor)
-        assert [v.standard.name for v in page] == ["s3"] and cursor is None
-        versions, cursor = standards.list_versions(session, a.team_id, "s2", limit=1)
-        assert [v.version for v in versions] == [1] and cursor == "1"
-        versions, cursor = standards.list_versions(session, a.team_id, "s2", cursor=cursor)
-        assert [v.version for v in versions] == [2] and cursor is None
-        with pytest.raises(InvalidInput):
-            standards.list_standards(session, a.team_id, cursor="x")
+        first = standards.list_standards(session, a.team_id, limit=2)
+        assert [(v.standard.name, v.version) for v in first] == [("s1", 1), ("s2", 2)]
+        rest = standards.list_standards(
+            session, a.team_id, limit=2, after_standard_id=first[-1].standard_id
+        )
+        assert [v.standard.name for v in rest] == ["s3"]
+        versions = standards.list_versions(session, a.team_id, "s2", limit=1)
+        assert [v.version for v in versions] == [1]
+        versions = standards.list_versions(session, a.team_id, "s2", limit=5, after_version=1)
+        assert [v.version for v in versions] == [2]
+        with pytest.raises(NotFound):
+            standards.list_versions(session, b.team_id, "s2", limit=5)
 
 
 def test_another_teams_standard_is_not_found(db_url: str, a: Principal, b: Principal) -> None:
@@ -218,7 +219,7 @@ def test_another_teams_standard_is_not_found(db_url: str, a: Principal, b: Princ
         ):
             with pytest.raises(NotFound):
                 call()
-        assert standards.list_standards(session, b.team_id) == ([], None)
+        assert standards.list_standards(session, b.team_id, limit=5) == []
 
 
 def _study(session: Session, principal: Principal, version: StandardVersion, **kw: Any) -> Study:

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tuneboard.db import session_scope
 from tuneboard.db.models import Study, Trial
+from tuneboard.db.queries import allocate_trial_numbers
 from tuneboard.studies import counts
-from tuneboard.studies import repository as repo
 
 
 def _study(session: Session) -> int:
@@ -26,7 +26,7 @@ def _study(session: Session) -> int:
 
 
 def _add(session: Session, study_id: int, state: str) -> int:
-    number = repo.allocate_trial_numbers(session, study_id, 1)
+    number = allocate_trial_numbers(session, study_id, 1)
     trial = Trial(
         study_id=study_id,
         number=number,
@@ -46,10 +46,18 @@ def _set(session: Session, trial_id: int, state: str) -> None:
     session.execute(update(Trial).where(Trial.id == trial_id).values(state=state))
 
 
+def _count(session: Session, study_id: int) -> dict[str, int]:
+    """The uncached truth: one full count of the study's trials."""
+    rows = session.execute(
+        select(Trial.state, func.count()).where(Trial.study_id == study_id).group_by(Trial.state)
+    )
+    return {state: count for state, count in rows}
+
+
 def _check(db_url: str, study_ids: list[int]) -> dict[int, dict[str, int]]:
     with session_scope(db_url) as session:
-        cached = counts.trial_state_counts(session, study_ids)
-        truth = {sid: repo.trial_state_counts(session, sid) for sid in study_ids}
+        cached = counts.trial_counts_by_study(session, study_ids)
+        truth = {sid: _count(session, sid) for sid in study_ids}
     assert cached == truth
     return cached
 

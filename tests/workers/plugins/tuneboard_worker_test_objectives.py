@@ -2,7 +2,7 @@
 ``sys.path``/``PYTHONPATH`` is all it takes for ``importlib.metadata`` to find its entry point.
 
 ``steps`` reports ``loss`` for ``steps`` steps of ``sleep_s`` seconds each, checkpointing its
-step to ``latest.pt`` under ``ctx.checkpoint_dir`` (JSON: what matters is the file's name) and
+step to ``latest.pt`` in ``ctx.checkpoint_store()`` (JSON: what matters is the key) and
 resuming from ``ctx.resume_from``. Each step also reports ``resumed_at`` (the step this run
 started from) and ``seed``. ``fail_at`` raises at that step, ``exit_at`` kills the process
 there, ``nan: true`` returns NaN.
@@ -34,8 +34,7 @@ def steps(ctx: Any) -> dict[str, float]:
             os._exit(3)
         loss = (x - 2.0) ** 2 + 1.0 / step
         ctx.report(step, loss=loss, resumed_at=float(first), seed=float(ctx.seed))
-        ctx.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.checkpoint_dir / "latest.pt").write_text(json.dumps({"step": step}))
+        ctx.checkpoint_store().save("latest.pt", json.dumps({"step": step}).encode())
         if ctx.should_stop():
             break
     if p.get("nan"):

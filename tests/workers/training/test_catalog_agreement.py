@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tuneboard.studies import catalog
+from tuneboard.spec import TRAINER_PARAM_DEFAULTS, TrainerParams, catalog
 from workers.training import (
     ACTIVATIONS,
     CLASSIFICATION_METRICS,
@@ -41,6 +41,7 @@ def test_metrics() -> None:
 
 
 def test_hyperparameters_and_defaults() -> None:
-    defaults = {f.name: f.default for f in dataclasses.fields(HyperParams)}
-    assert defaults == catalog.TRAINER_PARAM_DEFAULTS
-    assert dataclasses.asdict(HyperParams.from_params({})) == catalog.TRAINER_PARAM_DEFAULTS
+    # The trainer's hyperparameters are the spec's, so their defaults have one owner.
+    assert issubclass(HyperParams, TrainerParams)
+    assert [f.name for f in dataclasses.fields(HyperParams)] == list(TRAINER_PARAM_DEFAULTS)
+    assert dataclasses.asdict(HyperParams.from_params({})) == TRAINER_PARAM_DEFAULTS

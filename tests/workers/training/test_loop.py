@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from tuneboard.artifacts import LocalStore
 from workers.training import (
     Callback,
     EarlyStopping,
@@ -137,7 +138,7 @@ def test_checkpoint_holds_the_whole_state_and_resumes(tmp_path: Path) -> None:
     def callbacks() -> list[Callback]:
         return [
             EarlyStopping(patience=3),
-            ModelCheckpoint(tmp_path, keep=["latest", "best"]),
+            ModelCheckpoint(LocalStore(tmp_path), keep=["latest", "best"]),
         ]
 
     class Crash(Callback):
@@ -161,7 +162,7 @@ def test_checkpoint_holds_the_whole_state_and_resumes(tmp_path: Path) -> None:
 
 
 def test_a_finished_run_resumes_to_nothing(tmp_path: Path) -> None:
-    callbacks = [EarlyStopping(patience=1), ModelCheckpoint(tmp_path)]
+    callbacks = [EarlyStopping(patience=1), ModelCheckpoint(LocalStore(tmp_path))]
     loop = Loop(ScriptedLearner([1.0, 2.0]), callbacks, max_epochs=5)
     loop.fit()
     again = Loop(ScriptedLearner([1.0, 2.0]), [EarlyStopping(patience=1)], max_epochs=5)

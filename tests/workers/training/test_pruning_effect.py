@@ -9,7 +9,7 @@ import optuna
 
 from tuneboard.objective import TrialContext, TrialPruned
 from tuneboard.optimization import make_pruner, make_sampler, suggest_params
-from tuneboard.studies.schemas import StudySpec
+from tuneboard.spec import StudySpec
 from workers.training import train
 
 

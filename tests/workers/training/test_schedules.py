@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tuneboard.studies.catalog import LR_SCHEDULES
+from tuneboard.spec.catalog import LR_SCHEDULES
 from workers.training import TrainingConfigError, build_schedule
 from workers.training.optimizers import scaled_lr
 

@@ -11,7 +11,7 @@ import torch
 
 from tests.workers.training.conftest import ContextFactory, Recorder
 from tuneboard.objective import TrialContext, TrialPruned
-from tuneboard.studies.catalog import LR_SCHEDULES, OPTIMIZERS, reported_metric_names
+from tuneboard.spec.catalog import LR_SCHEDULES, OPTIMIZERS, reported_metric_names
 from workers.training import TrainingConfigError, TrainingDiverged, load_checkpoint, train
 from workers.training.trainer import reported_names
 

@@ -1,0 +1,236 @@
+"""The study, trial and comparison pages in headless chromium, over a live server."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import Team, spec
+from tests.api.test_standards_api import NAME, STANDARD
+from tests.api.ui.conftest import (
+    SPACE,
+    Tab,
+    finish,
+    get,
+    optuna_study,
+    post,
+    report_epochs,
+    run_study,
+)
+
+STUDY_CHARTS = ("history", "curves", "parallel", "slice", "contour", "edf", "timeline",
+                "importance")
+TRACEBACK = 'Traceback (most recent call last):\n  File "train.py", line 3\nRuntimeError: boom'
+
+
+def single_objective(server: str, team: Team, db_url: str, n: int = 6) -> tuple[int, list[int]]:
+    post(server, team, "/standards", STANDARD, role="maintainer")
+    body = spec(standard=NAME, budget={"n_trials": n, "max_parallel": n})
+    study_id = post(server, team, "/studies", body)["id"]
+    outcomes: list[Any] = [0.95, 0.98, None, 0.99, TRACEBACK, 0.9][:n]
+    return study_id, run_study(db_url, study_id, outcomes)
+
+
+def multi_objective(server: str, team: Team, db_url: str) -> int:
+    post(server, team, "/standards", STANDARD, role="maintainer")
+    body = spec(standard=NAME, sampler={"type": "nsga2", "seed": 0}, pruner={"type": "none"},
+                budget={"n_trials": 5, "max_parallel": 5})
+    body["objective"] = {**body["objective"], "metric": ["val_accuracy", "epoch_time_s"],
+                         "direction": ["maximize", "minimize"]}
+    study_id = post(server, team, "/studies", body)["id"]
+    run_study(db_url, study_id, [(0.97, 2.0), (0.99, 5.0), (0.8, 1.0), (0.6, 0.5), (0.98, 3.0)])
+    return study_id
+
+
+def test_plotly_is_served_from_the_package_with_caching(server: str) -> None:
+    page = httpx.get(f"{server}/ui/studies/1")
+    src = page.text.split('<script src="/ui/vendor/plotly-', 1)[1].split('"', 1)[0]
+    js = httpx.get(f"{server}/ui/vendor/plotly-{src}", headers={"Accept-Encoding": "gzip"})
+    assert js.status_code == 200 and "immutable" in js.headers["cache-control"]
+    assert js.headers["content-encoding"] == "gzip" and "plotly" in js.text[:2000].lower()
+    assert "cdn" not in page.text.lower()
+
+
+def test_finished_single_objective_study(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    study_id, numbers = single_objective(server, team, db_url)
+    assert get(server, team, f"/studies/{study_id}")["state"] == "completed"
+    t: Tab = tab()
+    page = t.open(f"/ui/studies/{study_id}")
+    t.wait_charts(*STUDY_CHARTS)
+    # Every chart has data; the history carries the 4 complete trials and its best-so-far line.
+    assert t.chart_points("history") == 8
+    assert t.chart_trials("timeline") == set(numbers)
+    assert page.locator("#pareto-panel").is_hidden()
+    # The curves open on the study's metric, not the first name in alphabetical order.
+    assert page.locator("#curve-metric").input_value() == "val_accuracy"
+    assert page.locator("#chart-importance .empty").count() == 0
+    # The trials table: params as columns, sortable and filterable.
+    heads = page.locator("#trials .sort-row th").all_inner_texts()
+    assert {"lr", "optimizer", "hidden", "val_accuracy"} <= {h.strip(" ▲▼") for h in heads}
+    assert page.locator("#trials tbody tr").count() == 6
+    # A number column sorts descending first, then ascending.
+    page.locator("#trials .sort-row th", has_text="val_accuracy").click()
+    first = page.locator("#trials tbody tr").first.get_attribute("data-number")
+    assert first == str(numbers[3])  # 0.99
+    page.locator("#trials .sort-row th", has_text="val_accuracy").click()
+    first = page.locator("#trials tbody tr").first.get_attribute("data-number")
+    assert first == str(numbers[5])  # 0.9
+    value_filter = page.locator("#trials .filter-row input").nth(heads.index("val_accuracy"))
+    value_filter.fill(">0.96")
+    page.wait_for_function("document.querySelectorAll('#trials tbody tr').length === 2")
+    value_filter.fill("")
+    page.select_option("#trial-state", "fail")
+    page.wait_for_function("document.querySelectorAll('#trials tbody tr').length === 1")
+    # The x-axis title of the curves sits below its tick labels, not over them.
+    overlap = page.evaluate("""() => {
+        const gd = document.querySelector('[data-chart="curves"]');
+        const title = gd.querySelector('.g-xtitle').getBoundingClientRect();
+        const ticks = [...gd.querySelectorAll('.xtick text')].map(e => e.getBoundingClientRect());
+        return ticks.some(r => r.bottom > title.top && r.top < title.bottom
+                             && r.right > title.left && r.left < title.right);
+    }""")
+    assert not overlap
+    t.screenshot("study-single")
+    assert t.errors == []
+
+
+def test_multi_objective_study_shows_the_pareto_front(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    study_id = multi_objective(server, team, db_url)
+    t: Tab = tab()
+    page = t.open(f"/ui/studies/{study_id}")
+    t.wait_charts(*STUDY_CHARTS, "pareto")
+    pareto = page.evaluate("""() => {
+        const gd = document.querySelector('[data-chart="pareto"]');
+        return {names: gd.data.map(d => [d.name, d.x.length]),
+                x: gd.layout.xaxis.title.text, y: gd.layout.yaxis.title.text};
+    }""")
+    assert pareto["x"] == "val_accuracy (max)" and pareto["y"] == "epoch_time_s (min)"
+    traces = dict(pareto["names"])
+    # (0.99, 5), (0.98, 3), (0.97, 2), (0.8, 1), (0.6, 0.5) are all non-dominated...
+    assert traces["Pareto front"] == 5
+    # ...and the accepted ones (val_accuracy >= 0.97 with a small gap) are marked.
+    assert traces["accepted"] == 3
+    # The history has both objectives, each with its best-so-far line.
+    names = page.evaluate(
+        "() => document.querySelector('[data-chart=\"history\"]').data.map(d => d.name)")
+    assert names == ["val_accuracy", "best val_accuracy", "epoch_time_s", "best epoch_time_s"]
+    # Importance follows the chosen objective.
+    page.select_option("#objective", "1")
+    page.wait_for_function(
+        "document.querySelector('#importance-note').textContent.includes('epoch_time_s')")
+    heads = page.locator("#leaderboard thead th").all_inner_texts()
+    assert "val_accuracy" in heads and "epoch_time_s" in heads
+    t.screenshot("study-multi")
+    assert t.errors == []
+
+
+def test_trial_page_shows_verdict_error_and_attempts(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    study_id, numbers = single_objective(server, team, db_url)
+    t: Tab = tab()
+    page = t.open(f"/ui/studies/{study_id}/trials/{numbers[1]}")
+    t.wait_charts("metric-val_accuracy", "metric-val_loss", "metric-lr")
+    criteria = page.locator("#verdict-criteria tbody tr").all_inner_texts()
+    assert len(criteria) == 2
+    assert "val_accuracy" in criteria[0] and ">= 0.97" in criteria[0] and "pass" in criteria[0]
+    assert "generalization_gap" in criteria[1] and "0.01" in criteria[1]
+    assert "accepted" in page.locator(".verdict-head").inner_text()
+    assert page.locator("#trial-params tbody tr").count() == 3
+    assert page.locator("#attempts tbody tr").count() == 1
+    assert "cpu" in page.locator("#trial-run").inner_text()
+    t.screenshot("trial")
+
+    page = t.open(f"/ui/studies/{study_id}/trials/{numbers[4]}")
+    page.wait_for_selector("#error-section:not([hidden])")
+    assert "RuntimeError: boom" in page.locator("#trial-error").inner_text()
+    assert "only complete trials qualify" in page.locator("#verdict").inner_text()
+    assert t.errors == []
+
+
+def test_compare_page_overlays_studies(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    first, _ = single_objective(server, team, db_url)
+    body = spec(name="digits-mlp-2", standard=NAME, budget={"n_trials": 3, "max_parallel": 3})
+    second = post(server, team, "/studies", body)["id"]
+    run_study(db_url, second, [0.5, 0.7, 0.6])
+    t: Tab = tab()
+    page = t.open(f"/ui/compare?studies={first},{second}")
+    t.wait_charts("compare")
+    lines = page.evaluate(
+        "() => document.querySelector('[data-chart=\"compare\"]').data.map(d => d.y.at(-1))")
+    assert lines == [pytest.approx(0.99), pytest.approx(0.7)]
+    assert page.locator("#compare-best tbody tr").count() == 2
+    assert page.locator("#study-choices input").count() == 2
+    assert t.errors == []
+
+
+def test_dark_theme_follows_the_system(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    study_id, _ = single_objective(server, team, db_url, n=3)
+    colours = {}
+    for scheme in ("light", "dark"):
+        t: Tab = tab(color_scheme=scheme)
+        page = t.open(f"/ui/studies/{study_id}")
+        t.wait_charts("history")
+        colours[scheme] = page.evaluate("""() => [
+            getComputedStyle(document.body).backgroundColor,
+            document.querySelector('[data-chart="history"]')._fullLayout.paper_bgcolor]""")
+        if scheme == "dark":
+            t.screenshot("study-dark")
+        assert t.errors == []
+    assert colours["light"] != colours["dark"]
+    assert colours["dark"][1] in ("#181b22", "rgb(24, 27, 34)")
+
+
+def test_running_study_updates_live(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    body = spec(budget={"n_trials": 3, "max_parallel": 3})
+    study_id = post(server, team, "/studies", body)["id"]
+    ostudy = optuna_study(db_url, study_id)
+    first = ostudy.ask(SPACE)
+    report_epochs(db_url, study_id, first.number, 0.9, 3)
+    finish(db_url, ostudy, first, 0.9)
+    running = [ostudy.ask(SPACE), ostudy.ask(SPACE)]
+    for trial in running:
+        report_epochs(db_url, study_id, trial.number, 0.5, 2)
+
+    t: Tab = tab()
+    page = t.open(f"/ui/studies/{study_id}")
+    t.wait_charts("history", "curves")
+    page.wait_for_selector("#live:not([hidden])")
+    cell = f'#trials tbody tr[data-number="{running[0].number}"] .trial-state'
+    assert page.locator(cell).inner_text() == "running"
+    assert "at least 2 complete" in page.locator("#chart-importance").inner_text()
+
+    # A worker finishes both trials while the page stays open: no reload.
+    page.evaluate("window.__sameDocument = true")
+    for trial, value in ((running[0], 0.95), (running[1], 0.97)):
+        finish(db_url, ostudy, trial, value)
+    page.wait_for_function(
+        f"document.querySelector('{cell}').textContent === 'complete'", timeout=15_000)
+    page.wait_for_selector("#live", state="hidden", timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True
+    assert get(server, team, f"/studies/{study_id}")["state"] == "completed"
+    # The end state is right: every trial's curve, importance over the 3 complete trials.
+    page.wait_for_function(
+        "document.querySelector('#importance-note').textContent.includes('3 complete')",
+        timeout=15_000)
+    assert page.locator("#chart-importance .empty").count() == 0
+    deadline = time.monotonic() + 10
+    while t.chart_points("curves") < 3 + 2 + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert t.chart_points("curves") == 3 + 2 + 2
+    assert page.locator("#trials .trial-state", has_text="running").count() == 0
+    t.screenshot("study-live-finished")
+    assert t.errors == []

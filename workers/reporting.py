@@ -1,0 +1,257 @@
+"""``ctx.report`` for a running trial: each step's metrics into the store, the study metric to
+Optuna's pruner, and the stop check polled.
+
+What it keeps:
+
+- The objective never waits for the database. Reports are stored by a writer thread, one
+  transaction for whatever accumulated while the previous one ran; the pruner reads this trial's
+  steps from Optuna's in-memory trial, which the reporter updates at once.
+- Every report is stored before the trial is told finished: the runner closes the reporter
+  first, and a failure to store one is raised at the next report, flush or close, so the trial
+  fails instead of finishing with steps missing.
+- ``ctx.flush_reports()`` returns once every report so far is committed: the trainer calls it
+  before writing a checkpoint, because a retry resumes after the checkpoint's step and never
+  reports that step again.
+- A step reported again replaces what was stored for it.
+- A database outage costs the trial nothing while it lasts less than ``TUNEBOARD_DB_OUTAGE_S``:
+  the writer tries the batch again with backoff (:mod:`workers.outage`) while the objective
+  goes on and its reports wait in memory, up to ``MAX_PENDING_STEPS`` steps (past that a report
+  waits for the database instead). A longer outage fails the trial with the database's error.
+- A retry that resumed from a checkpoint first inherits, in the same transaction as its first
+  report, the metrics and intermediate values its predecessor stored for the steps before it,
+  so the trial's curve reads as one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import optuna
+
+from tuneboard.db import session_scope, utcnow
+from tuneboard.objective import TrialPruned
+from tuneboard.optimization.storage import SqlStorage
+from tuneboard.studies import repository as repo
+from workers.outage import ride_out
+from workers.stopping import StopCheck
+
+__all__ = ["MAX_PENDING_STEPS", "ReportWriter", "TrialReporter"]
+
+log = logging.getLogger(__name__)
+
+# Steps kept in memory while the database is away; a report past this waits for it.
+MAX_PENDING_STEPS = 10_000
+# How long the writer waits for more reports before it writes a batch: a fast trial's reports
+# then share one transaction instead of one each. Flushing and closing do not wait for it.
+LINGER_S = 0.05
+# How old a view of the study's finished trials the pruner may be given (``SqlStorage``'s cache):
+# asked at every report, it would otherwise read the store at every report.
+PRUNE_VIEW_MAX_AGE_S = 1.0
+
+
+@dataclass
+class TrialReporter:
+    """Hands each step to a :class:`ReportWriter` (all its metrics, the study metric's
+    intermediate value, the epochs run, a heartbeat) and asks the pruner. ``metric`` is the
+    study metric the pruner judges, None for a multi-objective study (Optuna prunes none)."""
+
+    url: str
+    storage: SqlStorage
+    trial: optuna.trial.Trial
+    trial_id: int
+    retried_trial_id: int | None
+    metric: str | None
+    stop: StopCheck
+    outage_s: float | None = None
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    _intermediate: dict[int, float] = field(default_factory=dict)
+    _max_step: int = -1
+    _writer: ReportWriter | None = None
+
+    def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
+        step = int(step)
+        values = {str(k): float(v) for k, v in metrics.items()}
+        inherit = self._max_step < 0 and self.retried_trial_id is not None and step > 1
+        inherited = self._inherited_intermediates(step) if inherit else {}
+        new: dict[int, float] = {}
+        if self.metric is not None:
+            new = {**inherited, **({step: values[self.metric]} if self.metric in values else {})}
+            self._intermediate.update(new)
+        if self._writer is None:
+            self._writer = ReportWriter(self.url, self.trial_id, self.retried_trial_id,
+                                        outage_s=self.outage_s)
+        self._writer.put(
+            step, values,
+            replace=step <= self._max_step,
+            copy_before=step if inherit else None,
+            intermediate_values=dict(self._intermediate) if new else None,
+        )
+        for s, v in new.items():
+            _remember_intermediate(self.trial, s, v)
+        self._max_step = max(self._max_step, step)
+        self.last_metrics = values
+        self.stop.raise_if_aborted()
+        if step in new:
+            with self.storage.reads_up_to(PRUNE_VIEW_MAX_AGE_S):
+                prune = self.trial.should_prune()
+            if prune:
+                raise TrialPruned(f"pruned at step {step}")
+
+    def flush(self) -> None:
+        """Wait until every report so far is stored (the trainer calls it before a checkpoint)."""
+        if self._writer is not None:
+            self._writer.drain()
+
+    def close(self) -> None:
+        """Wait until every report is stored; raises if storing one failed."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def _inherited_intermediates(self, before_step: int) -> dict[int, float]:
+        assert self.retried_trial_id is not None
+        source = self.storage.get_trial(self.retried_trial_id)
+        return {s: v for s, v in source.intermediate_values.items() if s < before_step}
+
+
+@dataclass
+class _Batch:
+    steps: dict[int, dict[str, float]] = field(default_factory=dict)
+    replace: set[int] = field(default_factory=set)
+    copy_before: int | None = None
+    intermediate_values: dict[int, float] | None = None
+
+
+class ReportWriter:
+    """Stores reports from a thread of its own, one transaction per batch of whatever was put
+    while the previous batch was written. A batch is tried again while the database is
+    unreachable, for up to ``outage_s`` seconds (None: as long as it takes). After a failure
+    it stores nothing more."""
+
+    def __init__(
+        self, url: str, trial_id: int, retried_trial_id: int | None, *,
+        outage_s: float | None = None,
+    ) -> None:
+        self.url = url
+        self.trial_id = trial_id
+        self.retried_trial_id = retried_trial_id
+        self.outage_s = outage_s
+        self._batch = _Batch()
+        self._queued = 0
+        self._written = 0
+        self._closed = False
+        self._draining = 0
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"reports-{trial_id}")
+        self._thread.start()
+
+    def put(
+        self,
+        step: int,
+        metrics: dict[str, float],
+        *,
+        replace: bool,
+        copy_before: int | None,
+        intermediate_values: dict[int, float] | None,
+    ) -> None:
+        with self._cond:
+            while len(self._batch.steps) >= MAX_PENDING_STEPS and self._error is None:
+                self._cond.wait()
+            self._raise_failure()
+            batch = self._batch
+            batch.steps[step] = {**batch.steps.get(step, {}), **metrics}
+            if replace:
+                batch.replace.add(step)
+            if copy_before is not None:
+                batch.copy_before = copy_before
+            if intermediate_values is not None:
+                batch.intermediate_values = intermediate_values
+            self._queued += 1
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Wait until everything put so far is committed; raises if storing failed."""
+        with self._cond:
+            target = self._queued
+            self._draining += 1
+            self._cond.notify_all()
+            try:
+                while self._written < target and self._error is None:
+                    self._cond.wait()
+            finally:
+                self._draining -= 1
+            self._raise_failure()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+        self._raise_failure()
+
+    def _write_now(self) -> bool:
+        return bool(self._closed or self._draining
+                    or len(self._batch.steps) >= MAX_PENDING_STEPS)
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"storing the trial's reports failed: {self._error}") from (
+                self._error
+            )
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._batch.steps and not self._closed:
+                    self._cond.wait()
+                if not self._batch.steps:
+                    return
+                self._cond.wait_for(self._write_now, timeout=LINGER_S)
+                batch, self._batch = self._batch, _Batch()
+                covered = self._queued
+            try:
+                self._write_riding_out_outages(batch)
+                with self._cond:
+                    self._written = covered
+                    self._cond.notify_all()
+            except BaseException as exc:
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                log.exception("storing reports of trial id %s failed", self.trial_id)
+                return
+
+    def _write_riding_out_outages(self, batch: _Batch) -> None:
+        tries = 0
+
+        def attempt() -> None:
+            nonlocal tries
+            tries += 1
+            # A try that failed at its commit may have committed after all: a retry replaces
+            # the batch's steps instead of adding them a second time.
+            again = dataclasses.replace(batch, replace=set(batch.steps))
+            self._write(batch if tries == 1 else again)
+
+        ride_out(f"reports of trial id {self.trial_id}", attempt, limit_s=self.outage_s)
+
+    def _write(self, batch: _Batch) -> None:
+        with session_scope(self.url) as session:
+            repo.commit_without_flush(session)
+            if batch.copy_before is not None and self.retried_trial_id is not None:
+                repo.copy_metrics(session, self.retried_trial_id, self.trial_id,
+                                  batch.copy_before)
+            repo.record_reports(
+                session, self.trial_id, batch.steps, utcnow(),
+                replace=batch.replace, intermediate_values=batch.intermediate_values,
+            )
+
+
+def _remember_intermediate(trial: optuna.trial.Trial, step: int, value: float) -> None:
+    # What ``Trial.report`` does after its own storage write, so that ``should_prune`` sees the
+    # step; ours went into the report's transaction instead, one commit per step instead of two.
+    trial._cached_frozen_trial.intermediate_values[step] = value
