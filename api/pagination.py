@@ -47,6 +47,7 @@ _FLOAT = r"-?[0-9]{1,17}(?:\.[0-9]{1,17})?(?:e[+-]?[0-9]{1,3})?"
 _STR = r"[^\x00]{1,200}"
 _PATTERNS: dict[type, str] = {int: _INT, float: _FLOAT, str: _STR}
 SEPARATOR = "~"
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 def cursor_pattern(*kinds: type) -> str:
@@ -94,7 +95,9 @@ def _value(text: str, kind: type) -> Any:
     if kind is float:  # a finite bound past the largest float sorts like it
         value = float(text)
         return math.copysign(sys.float_info.max, value) if math.isinf(value) else value
-    return int(text) if kind is int else text
+    if kind is int:  # every integer key is a 32-bit column; a bound past it sorts like its end
+        return max(_INT_MIN, min(int(text), _INT_MAX))
+    return text
 
 
 def decode_cursor(cursor: str, *kinds: type) -> tuple[Any, ...]:

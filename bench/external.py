@@ -11,9 +11,10 @@
    Trials per second for each, then the store is checked: no duplicate trial numbers, exactly
    the budget finished, one report stored per trial.
 
-The API is live uvicorn servers (``--servers`` processes, one port each; latency uses the first)
-on a fresh PostgreSQL database;
-databases (tb_bench_*) are dropped at the end.
+The API is live uvicorn servers (``--servers`` processes, one port each; latency uses the
+first) on a fresh PostgreSQL database: ``uvicorn --workers N`` added about 45 ms to every POST
+here, separate processes on their own ports, as behind a load balancer, do not. The databases
+(tb_bench_*) are dropped at the end.
 
     python bench/external.py [--sizes 0,1000,10000] [--asks 50] [--sampler random|tpe]
                              [--budget 400] [--clients 16] [--servers 4]
@@ -24,10 +25,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import socket
-import statistics
 import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 import httpx
 import optuna
 import sqlalchemy as sa
+from _common import free_port, percentiles, serve_api
 from storage_cold_start import (
     SPACE,
     create_database,
@@ -66,38 +65,6 @@ def spec(name: str, sampler: str, n_trials: int, max_parallel: int) -> dict[str,
         "pruner": {"type": "median"},
         "budget": {"n_trials": n_trials, "max_parallel": max_parallel},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve(url: str, port: int) -> subprocess.Popen[bytes]:
-    """One single-process uvicorn server. (``uvicorn --workers N`` added about 45 ms to every
-    POST here; separate processes on their own ports, as behind a load balancer, do not.)"""
-    env = {**os.environ, "TUNEBOARD_DATABASE_URL": url,
-           "TUNEBOARD_BROKER_URL": "redis://127.0.0.1:6379/14",
-           "TUNEBOARD_RATE_LIMIT_PER_KEY": "10000000/minute",
-           "TUNEBOARD_RATE_LIMIT_PER_ADDRESS": "10000000/minute"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port), "--log-level",
-         "warning"], env=env,
-    )
-    for _ in range(200):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the API did not start")
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {"p50": statistics.median(ordered), "p95": ordered[int(0.95 * (len(ordered) - 1))]}
 
 
 def create(client: httpx.Client, body: dict[str, Any]) -> int:
@@ -234,7 +201,7 @@ def main() -> None:
         with session_scope(url) as session:
             _, key = create_team(session, "bench")
         ports = [free_port() for _ in range(args.servers)]
-        procs = [serve(url, port) for port in ports]
+        procs = [serve_api(url, port) for port in ports]
         base_urls = [f"http://127.0.0.1:{port}" for port in ports]
         base_url = base_urls[0]
         with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"},

@@ -22,9 +22,9 @@ from typing import Any
 
 import optuna
 import torch
+from _common import DIGITS_OBJECTIVE, DIGITS_SPACE, trial_context
 
-from tuneboard.objective import TrialContext
-from tuneboard.optimization import make_sampler, suggest_params
+from tuneboard.optimization import make_sampler
 from tuneboard.optimization.constraints import FINAL_METRICS_ATTR
 from tuneboard.spec import SearchSpec, StudySpec
 from tuneboard.standards.acceptance import evaluate
@@ -37,17 +37,9 @@ CRITERIA = [
 ]
 SPEC: dict[str, Any] = {
     "name": "bench-prefer-accepted",
-    "objective": {
-        "builtin": "classifier", "dataset": "digits", "model": "mlp",
-        "metric": "val_accuracy", "direction": "maximize", "max_epochs": 10,
-        "validation": {"fraction": 0.2, "stratify": True, "seed": 0},
-    },
+    "objective": {**DIGITS_OBJECTIVE, "max_epochs": 10},
     "search_space": {
-        "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-        "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "adam", "adamw"]},
-        "batch_size": {"type": "int", "low": 16, "high": 128, "log": True},
-        "hidden": {"type": "int", "low": 32, "high": 256, "step": 32},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        **DIGITS_SPACE,
         "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
     },
     "sampler": {"type": "tpe", "seed": 0, "options": {"n_startup_trials": 5}},
@@ -64,16 +56,10 @@ def run(spec: StudySpec, search: SearchSpec | None, workdir: Path) -> dict[str, 
     accepted: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
-        params = {**suggest_params(trial, spec.search_space), **spec.fixed}
         last: dict[str, float] = {}
-        ctx = TrialContext(
-            params=params, device="cpu", checkpoint_dir=workdir / str(trial.number),
-            config={"objective": spec.objective.model_dump(mode="json"), "early_stopping": None,
-                    "callbacks": spec.callbacks.model_dump(mode="json")},
-            seed=trial.number, trial_number=trial.number,
-            reporter=lambda _step, metrics: last.update(metrics),
+        result = objective_fn(
+            trial_context(spec, trial, workdir, lambda _step, metrics: last.update(metrics))
         )
-        result = objective_fn(ctx)
         final = {**last, **(result if isinstance(result, dict) else {metric: result})}
         # What the runner records before it tells the outcome; the constraints read it.
         trial.study._storage.set_trial_system_attr(

@@ -20,25 +20,16 @@ from typing import Any
 
 import optuna
 import torch
+from _common import DIGITS_OBJECTIVE, DIGITS_SPACE, trial_context
 
-from tuneboard.objective import TrialContext, TrialPruned
-from tuneboard.optimization import make_pruner, make_sampler, suggest_params
+from tuneboard.objective import TrialPruned
+from tuneboard.optimization import make_pruner, make_sampler
 from tuneboard.spec import StudySpec
 
 SPEC: dict[str, Any] = {
     "name": "bench-digits-mlp",
-    "objective": {
-        "builtin": "classifier", "dataset": "digits", "model": "mlp",
-        "metric": "val_accuracy", "direction": "maximize", "max_epochs": 30,
-        "validation": {"fraction": 0.2, "stratify": True, "seed": 0},
-    },
-    "search_space": {
-        "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-        "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "adam", "adamw"]},
-        "batch_size": {"type": "int", "low": 16, "high": 128, "log": True},
-        "hidden": {"type": "int", "low": 32, "high": 256, "step": 32},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
-    },
+    "objective": {**DIGITS_OBJECTIVE, "max_epochs": 30},
+    "search_space": DIGITS_SPACE,
     "sampler": {"type": "tpe", "seed": 0},
     "budget": {"n_trials": 40, "max_parallel": 1},
 }
@@ -62,8 +53,6 @@ def run(spec: StudySpec, workdir: Path) -> dict[str, float]:
 
     def objective(trial: optuna.Trial) -> float:
         nonlocal epochs
-        params = {**suggest_params(trial, spec.search_space), **spec.fixed}
-
         def reporter(step: int, metrics: Any) -> None:
             nonlocal epochs
             epochs += 1
@@ -71,15 +60,8 @@ def run(spec: StudySpec, workdir: Path) -> dict[str, float]:
             if trial.should_prune():
                 raise TrialPruned(f"pruned at epoch {step}")
 
-        ctx = TrialContext(
-            params=params, device="cpu", checkpoint_dir=workdir / str(trial.number),
-            config={"objective": spec.objective.model_dump(mode="json"),
-                    "early_stopping": None,
-                    "callbacks": spec.callbacks.model_dump(mode="json")},
-            seed=trial.number, trial_number=trial.number, reporter=reporter,
-        )
         try:
-            result = objective_fn(ctx)
+            result = objective_fn(trial_context(spec, trial, workdir, reporter))
         except TrialPruned as exc:
             raise optuna.TrialPruned(str(exc)) from exc
         return float(result[metric] if isinstance(result, dict) else result)

@@ -12,16 +12,13 @@ would (``best_trial``, a top-20 from ``get_trials``, ``trials_dataframe``).
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import subprocess
-import sys
 import time
 import uuid
 
 import httpx
 import optuna
 import sqlalchemy as sa
+from _common import percentiles, serve_api
 from storage_cold_start import (
     STUDY,
     create_database,
@@ -77,29 +74,7 @@ def timed(client: httpx.Client, path: str, n: int) -> dict[str, float]:
         start = time.perf_counter()
         client.get(path).raise_for_status()
         samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return {
-        "p50": statistics.median(samples),
-        "p95": samples[int(0.95 * (len(samples) - 1))],
-        "max": samples[-1],
-    }
-
-
-def serve(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TUNEBOARD_DATABASE_URL": url,
-           "TUNEBOARD_BROKER_URL": "redis://127.0.0.1:6379/14"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port), "--log-level",
-         "warning"], env=env,
-    )
-    for _ in range(100):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the API did not start")
+    return percentiles(samples)
 
 
 def peer(url: str, n_trials: int) -> dict[str, float]:
@@ -133,7 +108,7 @@ def main() -> None:
         start = time.perf_counter()
         study_id, key = seed(url, args.trials)
         print(f"seeded {args.trials} trials + metrics in {time.perf_counter() - start:.0f} s")
-        proc = serve(url, args.port)
+        proc = serve_api(url, args.port)
         try:
             headers = {"Authorization": f"Bearer {key}"}
             base = f"http://127.0.0.1:{args.port}/api/v1"

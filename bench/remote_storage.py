@@ -14,18 +14,15 @@ apart, p50/p95 are of the others. The databases (tb_bench_*) are dropped at the 
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import socket
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-import httpx
 import optuna
+from _common import free_port, serve_api
 from optuna.study import StudyDirection
 from storage_cold_start import (
     SPACE,
@@ -42,34 +39,12 @@ from tuneboard.db.migrate import upgrade
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.teams import service as teams
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def start_server(url: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "TUNEBOARD_DATABASE_URL": url, "TUNEBOARD_HOME": str(home),
-           "TUNEBOARD_BROKER_URL": f"sqla+sqlite:///{home / 'broker.db'}",
-           "TUNEBOARD_ENVIRONMENT": "test",
-           "TUNEBOARD_RATE_LIMIT_PER_KEY": "1000000/minute",
-           "TUNEBOARD_RATE_LIMIT_PER_ADDRESS": "1000000/minute"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("the API server did not start")
-        time.sleep(0.1)
+    port = free_port()
+    env = {"TUNEBOARD_HOME": str(home), "TUNEBOARD_ENVIRONMENT": "test",
+           "TUNEBOARD_BROKER_URL": f"sqla+sqlite:///{home / 'broker.db'}"}
+    return serve_api(url, port, env), f"http://127.0.0.1:{port}"
 
 
 def time_asks(study: optuna.Study, asks: int) -> tuple[float, list[float]]:

@@ -4,7 +4,6 @@ worker processes a test starts (they inherit the ``AWS_*`` variables)."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from dataclasses import dataclass
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
+from tests.live_server import free_port
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,9 @@ class Bucket:
         return body
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

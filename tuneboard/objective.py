@@ -7,7 +7,9 @@ Optuna or torch: the worker passes in a ``reporter`` that stores metrics and ask
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,6 +59,25 @@ class TrialContext:
     resume_from: Path | None = None
     reports_flusher: Callable[[], None] | None = None
     checkpoints: ArtifactStore | None = None
+    # Seconds spent in each named part of the trial (data, model, checkpoint...), by ``span``.
+    spans: dict[str, float] = field(default_factory=dict)
+    # Of each span open now, innermost last: the seconds of the spans closed inside it.
+    _open_spans: list[float] = field(default_factory=list, repr=False)
+
+    @contextmanager
+    def span(self, name: str) -> Iterator[None]:
+        """Add the block's seconds to ``spans[name]``, less those of the spans opened inside
+        it, so that the spans add up to the time they cover; the worker logs them."""
+        self._open_spans.append(0.0)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            took = time.perf_counter() - start
+            inner = self._open_spans.pop()
+            self.spans[name] = self.spans.get(name, 0.0) + took - inner
+            if self._open_spans:
+                self._open_spans[-1] += took
 
     def checkpoint_store(self) -> ArtifactStore:
         """Where this trial's checkpoints persist, for its retries to resume from."""

@@ -10,7 +10,10 @@ units (regression) over the validation rows and is scored with the study metric,
 member alone is.
 
 Evaluating is deterministic and writes nothing but the ensemble's row, so a redelivered message
-simply evaluates again; a finished ensemble is never evaluated twice.
+simply evaluates again; a finished ensemble is never evaluated twice. An ensemble a standard's
+ensemble criterion asked for carries a pending verdict, settled in the same write as the result
+(``tuneboard.standards.acceptance.judge_ensemble``); a failed evaluation fails the verdict with
+the same reason.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from tuneboard.db import session_scope, utcnow
 from tuneboard.db.models import EnsembleState, Study
 from tuneboard.objective import TrialContext
 from tuneboard.optimization.params import external_params
+from tuneboard.standards.acceptance import fail_ensemble, judge_ensemble
+from tuneboard.standards.schemas import EnsembleVerdict
 from tuneboard.studies import ensemble_repository as repo
 from workers.results import describe_failure
 from workers.training.callbacks import BEST_CHECKPOINT, load_checkpoint
@@ -166,6 +171,8 @@ def run_ensemble(ensemble_id: int, settings: Settings) -> EnsembleState | None:
                    for t in trials]
         missing = sorted(set(ensemble.members) - {t.number for t in trials})
         metric, maximize = ensemble.metric, study.maximizes
+        verdict = (EnsembleVerdict.model_validate(ensemble.verdict)
+                   if ensemble.verdict is not None else None)
     try:
         if spec is None or missing:
             raise ValueError(f"the study no longer has trial(s) {missing}" if missing
@@ -196,11 +203,17 @@ def run_ensemble(ensemble_id: int, settings: Settings) -> EnsembleState | None:
             "gain": _finite(result.gain),
             "member_values": {str(n): _finite(v) for n, v in result.member_values.items()},
         }
+        if verdict is not None:
+            verdict = judge_ensemble(verdict, outcome["gain"], maximize=maximize)
         log.info("ensemble %s of study %s: %s %.4g (best single %.4g)", ensemble_id,
                  study.id, metric, result.value, result.best_single_value)
     except Exception as exc:
         outcome = {"state": EnsembleState.FAILED, "error": describe_failure(exc)}
         log.info("ensemble %s failed: %s", ensemble_id, outcome["error"].splitlines()[0])
+        if verdict is not None:
+            verdict = fail_ensemble(verdict, outcome["error"].splitlines()[0])
+    if verdict is not None:
+        outcome["verdict"] = verdict.model_dump(mode="json")
     with session_scope(url) as session:
         repo.finish_ensemble(session, ensemble_id, finished_at=utcnow(), **outcome)
     return EnsembleState(outcome["state"])

@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from tuneboard.db.engine import describe_db_error
 
-__all__ = ["BACKOFF_MAX_S", "DatabaseOutage", "is_outage", "ride_out"]
+__all__ = [
+    "BACKOFF_MAX_S",
+    "DatabaseOutage",
+    "from_database",
+    "is_outage",
+    "log_failure",
+    "ride_out",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,30 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def from_database(exc: BaseException) -> bool:
+    """``exc`` is a database error, or was raised from one (its cause or context)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SQLAlchemyError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def log_failure(logger: logging.Logger, exc: BaseException, message: str, *args: object) -> None:
+    """``logger.exception(message, *args)``, except that an error from the database is logged
+    as :func:`describe_db_error` puts it, with the traceback's frames but none of the driver's
+    text: PostgreSQL's DETAIL quotes row values ("Failing row contains (...)")."""
+    if not from_database(exc):
+        logger.error(message, *args, exc_info=exc)
+        return
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    logger.error(message + ": %s\nTraceback (most recent call last):\n%s", *args,
+                 describe_db_error(exc), frames)
 
 
 def ride_out(what: str, work: Callable[[], T], *, limit_s: float | None) -> T:

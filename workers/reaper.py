@@ -54,7 +54,7 @@ from tuneboard.studies import dispatch, external, verdicts
 from tuneboard.studies import external_repository as external_repo
 from tuneboard.studies import repository as repo
 from workers.broker import ready_messages
-from workers.outage import is_outage
+from workers.outage import is_outage, log_failure
 
 __all__ = ["ReapReport", "reap_once", "redispatch_after_s", "run_forever"]
 
@@ -241,8 +241,8 @@ def run_forever(settings: Settings, stop: threading.Event) -> None:
                 log.warning("reaper pass: database unreachable (%s); trying again in %.1fs",
                             describe_db_error(exc), settings.reaper_interval_s)
             else:
-                log.exception("reaper pass failed; trying again in %.1fs",
-                              settings.reaper_interval_s)
+                log_failure(log, exc, "reaper pass failed; trying again in %.1fs",
+                            settings.reaper_interval_s)
         stop.wait(settings.reaper_interval_s)
 
 

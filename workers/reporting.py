@@ -27,16 +27,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import optuna
 
-from tuneboard.db import session_scope, utcnow
+from tuneboard.db import describe_db_error, session_scope, utcnow
 from tuneboard.objective import TrialPruned
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.studies import repository as repo
-from workers.outage import ride_out
+from workers.outage import log_failure, ride_out
 from workers.stopping import StopCheck
 
 __all__ = ["MAX_PENDING_STEPS", "ReportWriter", "TrialReporter"]
@@ -67,6 +67,8 @@ class TrialReporter:
     metric: str | None
     stop: StopCheck
     outage_s: float | None = None
+    # Called after each committed batch of reports, which set the trial's heartbeat.
+    on_written: Callable[[], None] | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
     _intermediate: dict[int, float] = field(default_factory=dict)
     _max_step: int = -1
@@ -83,7 +85,8 @@ class TrialReporter:
             self._intermediate.update(new)
         if self._writer is None:
             self._writer = ReportWriter(self.url, self.trial_id, self.retried_trial_id,
-                                        outage_s=self.outage_s)
+                                        outage_s=self.outage_s, stop=self.stop,
+                                        on_written=self.on_written)
         self._writer.put(
             step, values,
             replace=step <= self._max_step,
@@ -129,16 +132,24 @@ class ReportWriter:
     """Stores reports from a thread of its own, one transaction per batch of whatever was put
     while the previous batch was written. A batch is tried again while the database is
     unreachable, for up to ``outage_s`` seconds (None: as long as it takes). After a failure
-    it stores nothing more."""
+    it stores nothing more.
+
+    Each batch's transaction also reads what the trial's stop check polls for (``stop``), so
+    a trial that reports at least once a second never polls in a transaction of its own, and
+    calls ``on_written`` once committed (the heartbeat: the batch set ``heartbeat_at``)."""
 
     def __init__(
         self, url: str, trial_id: int, retried_trial_id: int | None, *,
         outage_s: float | None = None,
+        stop: StopCheck | None = None,
+        on_written: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.trial_id = trial_id
         self.retried_trial_id = retried_trial_id
         self.outage_s = outage_s
+        self.stop = stop
+        self.on_written = on_written
         self._batch = _Batch()
         self._queued = 0
         self._written = 0
@@ -200,9 +211,9 @@ class ReportWriter:
 
     def _raise_failure(self) -> None:
         if self._error is not None:
-            raise RuntimeError(f"storing the trial's reports failed: {self._error}") from (
-                self._error
-            )
+            raise RuntimeError(
+                f"storing the trial's reports failed: {describe_db_error(self._error)}"
+            ) from self._error
 
     def _run(self) -> None:
         while True:
@@ -216,6 +227,8 @@ class ReportWriter:
                 covered = self._queued
             try:
                 self._write_riding_out_outages(batch)
+                if self.on_written is not None:
+                    self.on_written()
                 with self._cond:
                     self._written = covered
                     self._cond.notify_all()
@@ -223,7 +236,7 @@ class ReportWriter:
                 with self._cond:
                     self._error = exc
                     self._cond.notify_all()
-                log.exception("storing reports of trial id %s failed", self.trial_id)
+                log_failure(log, exc, "storing reports of trial id %s failed", self.trial_id)
                 return
 
     def _write_riding_out_outages(self, batch: _Batch) -> None:
@@ -249,6 +262,9 @@ class ReportWriter:
                 session, self.trial_id, batch.steps, utcnow(),
                 replace=batch.replace, intermediate_values=batch.intermediate_values,
             )
+            progress = repo.trial_progress(session, self.trial_id) if self.stop else None
+        if self.stop is not None:
+            self.stop.observe(progress)  # seen in a committed transaction
 
 
 def _remember_intermediate(trial: optuna.trial.Trial, step: int, value: float) -> None:

@@ -15,7 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
+from tuneboard.db.engine import describe_db_error
+from workers.outage import from_database
 from workers.stopping import TrialAborted
 
 __all__ = [
@@ -83,7 +86,14 @@ def describe_failure(exc: BaseException) -> str:
     head = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, ObjectiveResultError):
         return head
-    lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+    if from_database(exc):
+        # The driver's text quotes row values (PostgreSQL's DETAIL): the error's kind and
+        # message, the frames of its traceback, and nothing of what it was raised from.
+        head = describe_db_error(exc) if isinstance(exc, SQLAlchemyError) else head
+        frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip().splitlines()
+        lines = ["Traceback (most recent call last):", *frames]
+    else:
+        lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
     tail = "\n".join(lines[-TRACEBACK_TAIL_LINES:])
     text = f"{head}\n\n{tail}"
     return text if len(text) <= ERROR_MAX_CHARS else text[: ERROR_MAX_CHARS - 3] + "..."

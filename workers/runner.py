@@ -7,12 +7,17 @@
    epoch's metrics, feeds the study metric to the pruner and stops the trial when its study is
    cancelled; a heartbeat thread beats meanwhile (Optuna's own only runs inside ``optimize``).
 4. Tell Optuna the outcome, judge the trial against the study's standard, and dispatch what the
-   study is owed next; the new trials' messages leave after that commit.
+   study is owed next, in one transaction under the study's row lock (the study row, then the
+   trial's, as every writer locks them); the new trials' messages leave after that commit.
+   Optuna's tell runs in memory (its checks, the sampler's ``after_trial``) and its outcome is
+   written in that transaction.
 
-Claiming, telling and dispatching are separate transactions, and none waits on the broker while
-it holds a database lock. Each is tried again while the database is unreachable, for up to
-``TUNEBOARD_DB_OUTAGE_S`` (:mod:`workers.outage`), as are the reports; a longer outage fails the
-trial with the database's error, and an outcome in hand is kept trying until it is recorded.
+A trial thus costs the database one transaction to claim, the ask's read and parameter writes,
+one per batch of reports (which also carry the heartbeat and the stop check's poll), and one to
+finish. None waits on the broker while it holds a database lock. Each is tried again while the
+database is unreachable, for up to ``TUNEBOARD_DB_OUTAGE_S`` (:mod:`workers.outage`), as are the
+reports; a longer outage fails the trial with the database's error, and an outcome in hand is
+kept trying until it is recorded.
 
 Every failure of the trial itself (its spec, its device, its objective, its result) ends as a
 FAIL with its error, never as an exception out of :func:`run_trial`: a raised task would leave a
@@ -27,9 +32,13 @@ The objective never sees Celery or Optuna, and this module never sees Celery.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -66,10 +75,82 @@ log = logging.getLogger(__name__)
 TIMED_OUT = "budget.timeout_s reached before this trial started"
 
 
+class _WorkerStorage(SqlStorage):
+    """``SqlStorage`` as a worker uses it, without two of its round trips per trial:
+
+    - the study-name lookup is answered for the studies this worker claimed (the claim read the
+      id from the study row itself): Optuna makes one for every ``Study`` it builds, and a
+      Hyperband pruner builds one per report and per parameter;
+    - inside :meth:`holding_outcome`, this thread's tell of the running trial is kept in hand
+      instead of written, for the runner to write in the transaction that judges the trial
+      and dispatches the next (Optuna's tell would read the trial and write it, two more).
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._claimed: dict[str, int] = {}
+        self._held = threading.local()
+
+    def remember_study(self, optuna_name: str, study_id: int) -> None:
+        self._claimed[optuna_name] = study_id
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        study_id = self._claimed.get(study_name)
+        return study_id if study_id is not None else super().get_study_id_from_name(study_name)
+
+    @contextmanager
+    def holding_outcome(self, trial: optuna.trial.FrozenTrial) -> Iterator[_HeldOutcome]:
+        """Within the block, ``get_trial`` of ``trial`` answers with the worker's own copy (it
+        holds every parameter and intermediate value written), and ``set_trial_state_values``
+        records the outcome in what this yields."""
+        held = _HeldOutcome(trial)
+        self._held.outcome = held
+        try:
+            yield held
+        finally:
+            self._held.outcome = None
+
+    def _holding(self, trial_id: int) -> _HeldOutcome | None:
+        held: _HeldOutcome | None = getattr(self._held, "outcome", None)
+        return held if held is not None and held.trial._trial_id == trial_id else None
+
+    def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
+        held = self._holding(trial_id)
+        return held.trial if held is not None else super().get_trial(trial_id)
+
+    def set_trial_state_values(
+        self, trial_id: int, state: optuna.trial.TrialState,
+        values: Sequence[float] | None = None,
+    ) -> bool:
+        held = self._holding(trial_id)
+        if held is None:
+            return super().set_trial_state_values(trial_id, state, values)
+        held.state, held.values = state, None if values is None else list(values)
+        return True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        del state["_held"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._held = threading.local()
+
+
+@dataclass
+class _HeldOutcome:
+    """What Optuna's tell decided for a trial, not yet written."""
+
+    trial: optuna.trial.FrozenTrial
+    state: optuna.trial.TrialState | None = None
+    values: list[float] | None = None
+
+
 @lru_cache(maxsize=4)
-def _storage(url: str) -> SqlStorage:
+def _storage(url: str) -> _WorkerStorage:
     # One per process (its cache of finished trials is process-wide), built after the fork.
-    return SqlStorage(url)
+    return _WorkerStorage(url)
 
 
 @lru_cache(maxsize=64)
@@ -129,23 +210,30 @@ def run_trial(
     the reaper sends it). The others are sent as usual.
     """
     settings = settings or get_settings()
-    claim = ride_out(f"claiming trial id {trial_id}",
-                     lambda: _claim(settings, trial_id, worker), limit_s=settings.db_outage_s)
+    spans = _Spans()
+    with spans("claim"):
+        claim = ride_out(f"claiming trial id {trial_id}",
+                         lambda: _claim(settings, trial_id, worker), limit_s=settings.db_outage_s)
     if claim is None:
         return None
     heartbeat = Heartbeat(settings.database_url, trial_id, settings.heartbeat_interval_s)
     heartbeat.start()
     try:
-        state, metrics = _run_claimed(settings, claim)
+        outcome = _run_claimed(settings, claim, heartbeat, spans)
     finally:
         heartbeat.stop()
     queue = claim.queue
     # Asked before the next transaction: never wait on the broker holding a database lock.
     keep = keep_next is not None and keep_next(queue)
-    sent, kept = ride_out(f"dispatching after trial id {trial_id}",
-                          lambda: _judge_and_dispatch(settings, claim, metrics, keep),
-                          limit_s=settings.db_outage_s)
-    return TrialRun(trial_id=trial_id, state=state, queue=queue, dispatched=sent, kept=kept)
+    # An outcome in hand is kept trying however long the outage: given up, the reaper would
+    # record the trial as lost instead of what it did.
+    with spans("finish"):
+        sent, kept = ride_out(f"the result of trial id {trial_id}",
+                              lambda: _finish(settings, claim, outcome, keep),
+                              limit_s=None if outcome.unwritten else settings.db_outage_s)
+    log.info("trial id %s took %s", trial_id, spans)
+    return TrialRun(trial_id=trial_id, state=outcome.state, queue=queue, dispatched=sent,
+                    kept=kept)
 
 
 def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
@@ -229,8 +317,39 @@ def _typed_spec(study: Study) -> tuple[StudySpec | None, Exception | None]:
     return spec, None
 
 
-def _run_claimed(settings: Settings, claim: _Claim) -> tuple[TrialState, dict[str, float]]:
-    """Ask, run and tell; every failure of the trial itself becomes a FAIL with its error."""
+class _Spans(dict[str, float]):
+    """Milliseconds of each part of a trial's run, logged at its end: where a trial's time goes
+    outside its objective (``bench/service_pruning.py`` reads them from the worker's log)."""
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + 1000 * (time.perf_counter() - start)
+
+    def __str__(self) -> str:
+        return " ".join(f"{name}={ms:.1f}ms" for name, ms in self.items())
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How a trial ended, and, while ``unwritten``, the Optuna outcome (``values`` under
+    ``state``) that :func:`_finish` writes beside the verdict and the dispatch."""
+
+    state: TrialState
+    metrics: dict[str, float]
+    unwritten: bool = False
+    values: list[float] | None = None
+    system_attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _run_claimed(
+    settings: Settings, claim: _Claim, heartbeat: Heartbeat, spans: _Spans
+) -> _Outcome:
+    """Ask, run and decide the outcome; every failure of the trial itself becomes a FAIL with
+    its error, recorded here."""
     url = settings.database_url
     outage_s = settings.db_outage_s
     storage = _storage(url)
@@ -243,32 +362,35 @@ def _run_claimed(settings: Settings, claim: _Claim) -> tuple[TrialState, dict[st
         spec = claim.spec
         assert spec is not None
         stop = StopCheck(url, claim.trial_id, spec.budget.timeout_s)
-        study, trial, params = ride_out(f"asking for trial id {claim.trial_id}",
-                                        lambda: _ask(storage, claim, spec), limit_s=outage_s)
+        with spans("ask"):
+            study, trial, params = ride_out(f"asking for trial id {claim.trial_id}",
+                                            lambda: _ask(storage, claim, spec), limit_s=outage_s)
         reporter = TrialReporter(
             url, storage, trial, claim.trial_id, claim.retried_trial_id,
             None if spec.is_multi_objective else spec.metrics[0], stop, outage_s=outage_s,
+            on_written=heartbeat.carried,
         )
         ctx = _context(spec, claim, params, reporter, stop)
         objective = _objective(spec.objective.builtin, spec.objective.entrypoint)
         _seed_everything(claim.seed)
         try:
-            result = objective(ctx)
+            with spans("objective"):
+                result = objective(ctx)
         finally:
-            reporter.close()  # every report stored before the trial is told finished
+            spans.update({f"objective.{name}": 1000 * s for name, s in ctx.spans.items()})
+            with spans("reports_close"):
+                reporter.close()  # every report stored before the trial is told finished
         if stop.cancelled:
             raise TrialAborted(STUDY_CANCELLED.message)
         values = objective_values(result, spec.metrics)
         final = {**reporter.last_metrics, **final_metrics(result, spec.metrics)}
-        _tell(storage, claim, study, trial, final, values=values)
         log.info("trial %s/%d complete: %s", claim.study_id, claim.number, values)
-        return TrialState.COMPLETE, final
+        return _tell(storage, claim, study, trial, final, values=values)
     except (TrialPruned, optuna.TrialPruned):
         assert study is not None and trial is not None and reporter is not None
-        _tell(storage, claim, study, trial, reporter.last_metrics,
-              state=optuna.trial.TrialState.PRUNED)
         log.info("trial %s/%d pruned", claim.study_id, claim.number)
-        return TrialState.PRUNED, reporter.last_metrics
+        return _tell(storage, claim, study, trial, reporter.last_metrics,
+                     state=optuna.trial.TrialState.PRUNED)
     except Exception as exc:
         error = describe_failure(exc)
         log.info("trial %s/%d failed: %s", claim.study_id, claim.number, error.splitlines()[0])
@@ -278,14 +400,15 @@ def _run_claimed(settings: Settings, claim: _Claim) -> tuple[TrialState, dict[st
         ride_out(f"recording the failure of trial id {claim.trial_id}",
                  lambda: _record_failure(storage, claim, study, trial, error, last_metrics),
                  limit_s=None)
-        return TrialState.FAIL, last_metrics
+        return _Outcome(TrialState.FAIL, last_metrics)
 
 
 def _ask(
-    storage: SqlStorage, claim: _Claim, spec: StudySpec
+    storage: _WorkerStorage, claim: _Claim, spec: StudySpec
 ) -> tuple[optuna.Study, optuna.trial.Trial, dict[str, Any]]:
     """The study, the trial and its parameters; asked again after an outage, it finds the
     parameters already stored and returns them."""
+    storage.remember_study(claim.optuna_name, claim.study_id)
     study = optuna.load_study(
         study_name=claim.optuna_name,
         storage=storage,
@@ -301,7 +424,7 @@ def _ask(
 
 
 def _tell(
-    storage: SqlStorage,
+    storage: _WorkerStorage,
     claim: _Claim,
     study: optuna.Study,
     trial: optuna.trial.Trial,
@@ -309,16 +432,19 @@ def _tell(
     *,
     values: list[float] | None = None,
     state: optuna.trial.TrialState | None = None,
-) -> None:
-    """Record the final metrics and tell Optuna the outcome. The outcome is in hand, so it is
-    kept trying until the database answers, however long the outage; a retry after a tell
-    that did land finds the trial finished and skips it."""
-
-    def tell() -> None:
-        _record_final_metrics(storage, claim, metrics)
-        study.tell(trial, values, state=state, skip_if_finished=True)
-
-    ride_out(f"the result of trial id {claim.trial_id}", tell, limit_s=None)
+) -> _Outcome:
+    """Optuna's tell (its checks, the sampler's ``after_trial``), with the outcome held for
+    :func:`_finish` to write instead of written here. The worker's copy of the trial is what
+    Optuna's tell reads: the reporter and the parameters' suggestions keep it current."""
+    attrs = _final_metrics_attrs(claim, metrics)
+    frozen = trial._cached_frozen_trial
+    # The sampler's constraints (``after_trial``) read the final metrics from the trial.
+    frozen.system_attrs.update(attrs)
+    with storage.holding_outcome(frozen) as held:
+        study.tell(trial, values, state=state)
+    assert held.state is not None
+    return _Outcome(TrialState(held.state.name.lower()), metrics, unwritten=True,
+                    values=held.values, system_attrs=attrs)
 
 
 def _record_failure(
@@ -335,18 +461,19 @@ def _record_failure(
         if storage.get_trial(claim.trial_id).state.is_finished():
             return  # a try before an outage landed, or the reaper already failed the trial
         storage.set_trial_system_attr(claim.trial_id, "fail_reason", error)
-        _record_final_metrics(storage, claim, metrics)
+        for key, value in _final_metrics_attrs(claim, metrics).items():
+            storage.set_trial_system_attr(claim.trial_id, key, value)
         study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
     elif storage.get_trial(claim.trial_id).state == optuna.trial.TrialState.RUNNING:
         storage.set_trial_state_values(claim.trial_id, optuna.trial.TrialState.FAIL)
 
 
-def _record_final_metrics(storage: SqlStorage, claim: _Claim, metrics: dict[str, float]) -> None:
-    """What the verdict records on the trial, written while it still runs: a finished trial's
+def _final_metrics_attrs(claim: _Claim, metrics: dict[str, float]) -> dict[str, Any]:
+    """What the verdict records on the trial, written with its outcome: a finished trial's
     Optuna fields never change (processes cache them), so the verdict rewrites the same value."""
-    if claim.judged:
-        storage.set_trial_system_attr(claim.trial_id, verdicts.FINAL_METRICS_ATTR,
-                                      verdicts.encode_metrics(metrics))
+    if not claim.judged:
+        return {}
+    return {verdicts.FINAL_METRICS_ATTR: verdicts.encode_metrics(metrics)}
 
 
 def _context(
@@ -380,19 +507,23 @@ def _context(
     )
 
 
-def _judge_and_dispatch(
-    settings: Settings, claim: _Claim, metrics: dict[str, float], keep: bool
+def _finish(
+    settings: Settings, claim: _Claim, outcome: _Outcome, keep: bool
 ) -> tuple[list[int], int | None]:
-    """Judge the finished trial against the study's standard, then dispatch what is owed:
-    ``dispatch.dispatch``, less the trial kept to run here if ``keep``."""
+    """One transaction: the trial's outcome (unless already written), its verdict against the
+    study's standard, and what the study is owed next (``dispatch.plan``), less the trial kept
+    to run here if ``keep``. A trial the reaper failed meanwhile keeps the reaper's outcome."""
     with session_scope(settings.database_url) as session:
-        # The study row before any trial row, the one lock order of every writer: judging
-        # writes the trial, and a stability re-run or the dispatch below locks the study.
+        # The study row before any trial row, the one lock order of every writer: the outcome
+        # and the verdict write the trial, a stability re-run and the dispatch lock the study.
         repo.lock_study(session, claim.study_id)
+        if outcome.unwritten:
+            repo.finish_trial(session, claim.trial_id, outcome.state, outcome.values, utcnow(),
+                              system_attrs=outcome.system_attrs)
         if claim.judged:
             trial = repo.get_trial_by_id(session, claim.trial_id)
-            if trial is not None:
-                verdicts.judge(session, trial, metrics)
+            if trial is not None and trial.state.is_finished():
+                verdicts.judge(session, trial, outcome.metrics)
         owed = dispatch.plan(session, claim.study_id)
         kept = None
         if owed and keep:

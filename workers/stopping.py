@@ -117,8 +117,17 @@ class StopCheck:
             if not is_outage(exc):
                 raise
             return False  # no news while the database is away (the report writer waits for it)
-        self.stop = stop_for(progress, self.timeout_s, utcnow())
+        self.observe(progress)
         return self.stop is not None
+
+    def observe(
+        self, progress: tuple[TrialState, StudyState, datetime | None] | None
+    ) -> None:
+        """What a poll would have read, read by another transaction (the report writer's): the
+        next poll waits its turn. A reason found before is kept."""
+        self._polled_at = time.monotonic()
+        if self.stop is None:
+            self.stop = stop_for(progress, self.timeout_s, utcnow())
 
     @property
     def cancelled(self) -> bool:

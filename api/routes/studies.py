@@ -147,13 +147,14 @@ def study_leaderboard(
     "/{study_id}/importance",
     summary="Parameter importance",
     description="Optuna's importance evaluators over the study's complete trials (the latest "
-    "1000): `fanova` (default), `mean_decrease_impurity` or `ped_anova`. With fewer than two "
+    "1000): `ped_anova` (the default, milliseconds), `fanova` (seconds) or "
+    "`mean_decrease_impurity`; `evaluator` in the answer says which ran. With fewer than two "
     "complete trials the answer is 200 with empty `importances` and a `reason`.",
 )
 def importance(
     study: DetachedStudyDep,
     settings: SettingsDep,
-    evaluator: Literal["fanova", "mean_decrease_impurity", "ped_anova"] = "fanova",
+    evaluator: Literal["ped_anova", "fanova", "mean_decrease_impurity"] = "ped_anova",
     objective: Annotated[
         int, Query(ge=0, le=100, description="Which objective of a multi-objective study.")
     ] = 0,

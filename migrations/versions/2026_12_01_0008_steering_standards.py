@@ -12,6 +12,9 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from tuneboard.db.base import in_check
+from tuneboard.db.migrate import replace_check_constraint
+
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
@@ -125,43 +128,17 @@ def _downgrade_stopping_and_lineage() -> None:
 
 
 # --- warm start: trials of origin ``warm_start`` --------------------------------------------
-# The check on ``trials.origin`` admits the new origin. SQLite cannot alter a constraint, and
-# rebuilding ``trials`` (batch mode) would drop the old table: with foreign keys on, that
-# deletes every row that references a trial (metrics, notes: ON DELETE CASCADE), and the new
-# table's AUTOINCREMENT counter restarts at the highest id left, so the ids of deleted trials
-# would be handed out again. A check that every stored row passes is changed in the schema text
-# instead, as SQLite documents for constraint changes that leave the stored rows as they are
-# ("ALTER TABLE", "Making Other Kinds Of Table Schema Changes"); the table, its rows and its
-# counter stay as they are.
+# The check on ``trials.origin`` admits the new origin.
 
 ORIGINS_BEFORE = ("sampler", "manual", "retry", "stability", "optuna")
 ORIGINS_AFTER = ("sampler", "manual", "retry", "stability", "warm_start", "optuna")
 ORIGIN_CHECK = "ck_trials_origin"
 
 
-def _origin_check(origins: Sequence[str]) -> str:
-    return "origin IN (" + ", ".join(f"'{o}'" for o in origins) + ")"
-
-
 def _replace_origin_check(old: Sequence[str], new: Sequence[str]) -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        op.drop_constraint(op.f(ORIGIN_CHECK), "trials", type_="check")
-        op.create_check_constraint(op.f(ORIGIN_CHECK), "trials", _origin_check(new))
-        return
-    sql = bind.execute(
-        sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'trials'")
-    ).scalar_one()
-    if sql.count(_origin_check(old)) != 1:
-        raise RuntimeError(f"trials: {ORIGIN_CHECK} is not {_origin_check(old)!r}")
-    version = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
-    bind.exec_driver_sql("PRAGMA writable_schema = ON")
-    bind.execute(
-        sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'trials'"),
-        {"sql": sql.replace(_origin_check(old), _origin_check(new))},
+    replace_check_constraint(
+        "trials", ORIGIN_CHECK, in_check("origin", old), in_check("origin", new)
     )
-    bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
-    bind.exec_driver_sql("PRAGMA writable_schema = OFF")
 
 
 def _upgrade_warm_start_origin() -> None:

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("gain", sa.Float(), nullable=True),
         sa.Column("member_values", JSON_DOC, nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("verdict", JSON_DOC, nullable=True),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("finished_at", sa.DateTime(), nullable=True),

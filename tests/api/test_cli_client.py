@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from tests.api.conftest import SPEC, Team, run_trials, spec
+from tests.live_server import serve
 from tuneboard.cli import app as cli
 from tuneboard.client import ApiError, TuneboardClient
 
@@ -23,19 +23,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def live_url(app: FastAPI) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture

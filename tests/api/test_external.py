@@ -15,7 +15,7 @@ import redis
 from fastapi import FastAPI
 
 from tests.api.conftest import API, SPEC, Team, bearer
-from tests.api.live_server import serve
+from tests.live_server import serve
 from tuneboard.config import Settings
 from tuneboard.db import utcnow
 from workers import reaper

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.api.conftest import Team
-from tests.api.live_server import serve
+from tests.live_server import serve
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -4,14 +4,8 @@ belongs to the key's team, standards (refusals and verdicts) and the client's ca
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,56 +14,26 @@ import pytest
 from optuna.testing.pytest_storages import StorageTestCase
 
 from tests.api.conftest import API, BROKER_URL, Team, make_team
+from tests.live_server import serve_process
 from tuneboard.client.optuna import RemoteStorage
 from tuneboard.db import session_scope
 from tuneboard.studies import repository as repo
 
-ROOT = Path(__file__).resolve().parents[2]
-
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(migrated_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``uvicorn api.main:app`` in its own process on the backend's database."""
     home = tmp_path_factory.mktemp("optuna-server")
-    port = _free_port()
     env = {
-        **os.environ,
         "TUNEBOARD_DATABASE_URL": migrated_db,
         "TUNEBOARD_BROKER_URL": BROKER_URL,
         "TUNEBOARD_HOME": str(home),
         "TUNEBOARD_ENVIRONMENT": "test",
     }
-    log_path = home / "uvicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.1)
+    with serve_process(env, home / "uvicorn.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from tests.api.conftest import API, Team
-from tests.api.live_server import serve
+from tests.live_server import serve
 from tests.workers.conftest import Stack
 from tuneboard.config import Settings
 from tuneboard.db.engine import is_sqlite

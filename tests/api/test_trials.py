@@ -216,7 +216,9 @@ def test_importance(client: TestClient, team: Team, db_url: str) -> None:
             assert set(result["importances"]) == {"lr", "optimizer", "hidden"}
         else:
             assert result["reason"]
-    fanova = client.get(url, headers=team.headers()).json()
+    default = client.get(url, headers=team.headers()).json()
+    assert default["evaluator"] == "ped_anova"
+    fanova = client.get(url, params={"evaluator": "fanova"}, headers=team.headers()).json()
     assert sum(fanova["importances"].values()) == pytest.approx(1.0)
     assert_error(
         client.get(url, params={"evaluator": "shap"}, headers=team.headers()), 422, "invalid"

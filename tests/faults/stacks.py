@@ -4,12 +4,16 @@ test's choosing."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.workers.conftest import Stack, Studies
+import httpx
+
+from tests.live_server import free_port
+from tests.workers.conftest import Process, Stack, Studies, wait_until
 from tuneboard.db import session_scope
 from tuneboard.teams import service as teams
 
@@ -23,6 +27,25 @@ class FaultStack(Stack):
     @property
     def env(self) -> dict[str, str]:
         return {**super().env, **self.settings}
+
+    def start_api(self) -> tuple[Process, str]:
+        """``uvicorn api.main:app`` on a free port, in a process of the stack's (a test may
+        SIGKILL it; teardown kills it); returns it and its base URL once ``/healthz`` answers."""
+        port = free_port()
+        proc = self._start("api", [sys.executable, "-m", "uvicorn", "api.main:app",
+                                   "--host", "127.0.0.1", "--port", str(port),
+                                   "--log-level", "warning"])
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            assert proc.popen.poll() is None, f"the API exited:\n{proc.tail()}"
+            try:
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, timeout=60, message=f"the API to start:\n{proc.tail()}")
+        return proc, url
 
 
 def fault_stack(

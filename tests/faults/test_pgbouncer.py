@@ -25,8 +25,9 @@ from fastapi import FastAPI
 from api.main import create_app
 from tests.api.conftest import API, make_team
 from tests.db_support import POSTGRES_ADMIN_URL, create_database, drop_database
-from tests.faults.conftest import RedisServer, free_port
+from tests.faults.conftest import RedisServer
 from tests.faults.stacks import fault_stack
+from tests.live_server import free_port
 from tests.workers.conftest import Stack, steps_spec, wait_until
 from tuneboard.config import get_settings
 from tuneboard.db import create_db_engine

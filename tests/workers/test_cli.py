@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.live_server import free_port
 from tests.workers.conftest import PLUGINS, steps_spec, wait_until
 from tuneboard.cli.server import LOCAL_TEAM, _local_admin_key
 from tuneboard.config import Settings
@@ -35,12 +35,6 @@ def test_the_local_admin_key_is_created_once_and_kept(db_url: str, tmp_path: Pat
         assert teams.authenticate(session, key).team_name == LOCAL_TEAM
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _processes_with(marker: str) -> list[int]:
     """Pids of live processes whose environment holds ``marker``."""
     found = []
@@ -60,7 +54,7 @@ def _processes_with(marker: str) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_up_serves_the_api_runs_a_study_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     home = tmp_path / "tb-home"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
     env.update(TUNEBOARD_HOME=str(home), PYTHONPATH=str(PLUGINS), OMP_NUM_THREADS="1")
     log = (tmp_path / "up.log").open("wb")

@@ -1,5 +1,6 @@
 """Ensembles of a study's best trials, evaluated by a real Celery worker: SQLite with the
-embedded broker, PostgreSQL with Redis."""
+embedded broker, PostgreSQL with Redis; and a standard's ensemble criterion, judged once when a
+study under it completes."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.workers.conftest import Stack, Studies, wait_until
 from tuneboard.db import session_scope
-from tuneboard.db.models import Ensemble, EnsembleState
+from tuneboard.db.models import Ensemble, EnsembleState, Study
 from tuneboard.errors import Conflict, InvalidInput
+from tuneboard.standards import StandardDocument
+from tuneboard.standards import service as standards
 from tuneboard.studies import ensemble
 from tuneboard.studies import repository as repo
 
@@ -118,3 +122,90 @@ def test_a_study_without_best_checkpoints_is_refused(stack: Stack, studies: Stud
         ask(studies, sid, 2)
     with session_scope(studies.db_url) as session:
         assert session.query(Ensemble).filter_by(study_id=sid).count() == 0
+
+
+def publish(studies: Studies, name: str, acceptance: list[dict[str, Any]]) -> None:
+    with session_scope(studies.db_url) as session:
+        standards.create_standard(session, studies.principal, StandardDocument.model_validate(
+            {"name": name, "acceptance": acceptance}))
+
+
+def ensembles_of(studies: Studies, study_id: int) -> list[Ensemble]:
+    with session_scope(studies.db_url) as session:
+        rows = list(session.scalars(
+            select(Ensemble).where(Ensemble.study_id == study_id).order_by(Ensemble.id)))
+        session.expunge_all()
+        return rows
+
+
+def test_a_completed_study_under_an_ensemble_criterion_is_judged_by_one_ensemble(
+    stack: Stack, studies: Studies
+) -> None:
+    # min_gain -1: an accuracy ensemble always clears it, so the test pins what is recorded.
+    publish(studies, "digits-ensemble", [{"metric": "val_accuracy", "op": ">", "value": 0.0},
+                                         {"ensemble": {"k": 2, "min_gain": -1.0}}])
+    sid = studies.create(digits_spec(standard="digits-ensemble"))
+    assert studies.wait_finished(sid, stack, timeout=180).state == "completed"
+    trials = studies.trials(sid)
+    assert [t.accepted for t in trials] == [True] * 3
+    best_first = sorted(trials, key=lambda t: (-(t.value or 0), t.number))
+    (asked,) = ensembles_of(studies, sid)  # asked for once, by the finishing transaction
+
+    result = finished(studies, asked.id, stack)
+
+    assert result.state == EnsembleState.COMPLETE, result.error
+    assert result.created_by == "standard:digits-ensemble@1"
+    assert result.members == [t.number for t in best_first[:2]]
+    assert result.gain is not None and result.verdict is not None
+    assert result.verdict == {
+        "criterion": "an ensemble of the 2 best accepted trials gains >= -1 on the best of them",
+        "k": 2, "min_gain": -1.0, "observed_gain": pytest.approx(result.gain), "passed": True,
+        "pending": False, "reason": "", "standard": "digits-ensemble@1",
+    }
+    assert [e.id for e in ensembles_of(studies, sid)] == [result.id]
+
+
+def test_fewer_accepted_trials_than_k_fail_the_criterion_with_the_reason(
+    stack: Stack, studies: Studies
+) -> None:
+    publish(studies, "out-of-reach", [{"metric": "val_accuracy", "op": ">", "value": 0.5},
+                                      {"ensemble": {"k": 2}}])
+    # One epoch with a tiny learning rate: no trial reaches the accuracy asked for.
+    sid = studies.create(digits_spec(
+        standard="out-of-reach", budget={"n_trials": 2, "max_parallel": 1},
+        objective={**digits_spec()["objective"], "max_epochs": 1},
+        search_space={"lr": {"type": "float", "low": 1e-6, "high": 2e-6}},
+        fixed={"layers": 1, "hidden": 8},
+    ))
+    assert studies.wait_finished(sid, stack, timeout=180).state == "completed"
+    assert [t.accepted for t in studies.trials(sid)] == [False, False]
+
+    (result,) = ensembles_of(studies, sid)
+
+    assert result.state == EnsembleState.FAILED and result.members == []
+    reason = "k is 2 but the study has 0 accepted complete trial(s) with checkpoints"
+    assert result.error == reason
+    assert result.verdict is not None and result.verdict["passed"] is False
+    assert result.verdict["pending"] is False and result.verdict["reason"] == reason
+    assert result.verdict["observed_gain"] is None
+
+
+def test_a_standard_asking_for_an_ensemble_refuses_a_study_that_cannot_form_one(
+    studies: Studies,
+) -> None:
+    publish(studies, "wants-ensemble", [{"ensemble": {"k": 3, "min_gain": 0.0}}])
+    cases = {
+        "callbacks.checkpoint.keep": digits_spec(callbacks={"checkpoint": {"keep": ["latest"]}}),
+        "budget.n_trials": digits_spec(budget={"n_trials": 2, "max_parallel": 1}),
+        "objective.validation.k_folds": digits_spec(objective={
+            **digits_spec()["objective"], "validation": {"k_folds": 3}}),
+    }
+    for field, spec in cases.items():
+        with pytest.raises(InvalidInput) as caught:
+            studies.create({**spec, "standard": "wants-ensemble"})
+        assert [d["field"] for d in caught.value.details] == [field]
+        assert "standard wants-ensemble@1's acceptance asks for an ensemble of 3 trials" in (
+            caught.value.details[0]["reason"])
+    with session_scope(studies.db_url) as session:
+        assert session.scalars(select(Study).where(
+            Study.team_id == studies.principal.team_id)).first() is None

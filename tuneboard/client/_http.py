@@ -9,8 +9,12 @@ field-level details; a server that cannot be reached is a ``ConfigError``.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import random
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -22,6 +26,64 @@ from tuneboard.client._errors import ApiError, ConfigError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
+
+log = logging.getLogger("tuneboard.client")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often a request is tried (``attempts``, the first included) while the server cannot
+    be reached or answers one of ``statuses``, and the waits between: from ``first_s``, doubling
+    up to ``max_s``, at least the answer's ``Retry-After`` (at most ``retry_after_max_s``)."""
+
+    attempts: int
+    statuses: frozenset[int] = frozenset({503})
+    first_s: float = 0.25
+    max_s: float = 8.0
+    retry_after_max_s: float = 30.0
+
+
+ONCE = Retry(attempts=1)
+
+
+def send(
+    http: httpx.Client, method: str, path: str, *, retry: Retry, safe: bool, **kwargs: Any
+) -> httpx.Response:
+    """``http.request(method, path, **kwargs)``, tried again as ``retry`` says. A request that
+    may have reached the server (the connection broke once it was sent) is tried again only when
+    ``safe``: sending it twice changes nothing. No answer at all is a ``ConfigError``; an error
+    answer is returned, for the caller to turn into its own exception."""
+    url = str(http.base_url).rstrip("/")
+    delay = retry.first_s
+    for attempt in range(1, retry.attempts + 1):
+        last = attempt == retry.attempts
+        try:
+            response = http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:
+            if last:
+                raise ConfigError(f"cannot reach the API at {url}: {err}") from err
+            reason = str(err)
+        except httpx.TransportError as err:
+            if last or not safe:
+                raise ConfigError(f"lost the connection to {url}: {err}") from err
+            reason = str(err)
+        else:
+            if response.status_code not in retry.statuses or last:
+                return response
+            delay = max(delay, min(_retry_after(response), retry.retry_after_max_s))
+            reason = str(response.status_code)
+        log.warning("%s %s: %s; retrying in %.1fs", method, path, reason, delay)
+        time.sleep(delay * (1 + 0.1 * random.random()))
+        delay = min(delay * 2, retry.max_s)
+    raise AssertionError("unreachable")
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """The answer's ``Retry-After`` in seconds (0 when it has none, or gives a date)."""
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return 0.0
 
 
 def api_key_from_env() -> str | None:
@@ -75,11 +137,8 @@ class TuneboardClient:
     # --- plumbing ---
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, API_PREFIX + path, **kwargs)
-        except httpx.TransportError as err:
-            raise ConfigError(f"cannot reach the API at {self.url}: {err}") from err
-        return _decode(response)
+        return _decode(send(self._http, method, API_PREFIX + path, retry=ONCE, safe=False,
+                            **kwargs))
 
     def _pages(self, path: str, params: dict[str, Any], limit: int | None) -> Iterator[Any]:
         """Every item of a list, following ``next_cursor`` (at most ``limit`` items)."""

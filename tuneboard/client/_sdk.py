@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import socket
 import threading
 import time
@@ -44,13 +43,20 @@ import httpx
 import yaml
 
 from tuneboard.client._errors import ApiError, ConfigError
-from tuneboard.client._http import API_PREFIX, DEFAULT_URL, _decode, api_key_from_env
+from tuneboard.client._http import (
+    API_PREFIX,
+    DEFAULT_URL,
+    Retry,
+    _decode,
+    api_key_from_env,
+    send,
+)
 
 __all__ = ["Study", "Trial", "TrialPruned", "Tuneboard"]
 
 log = logging.getLogger("tuneboard.client")
 
-# How often a request that failed on the way (or met a 503) is tried again, and the first wait.
+# How often a request that failed on the way (or met a 503) is tried, and the waits between.
 MAX_ATTEMPTS = 6
 BACKOFF_S = 0.25
 BACKOFF_MAX_S = 8.0
@@ -101,24 +107,11 @@ class Tuneboard:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """One API call, retried with backoff while the server cannot be reached or answers
-        503; any other error response raises :class:`ApiError`."""
-        delay = BACKOFF_S
-        for attempt in range(1, self.max_attempts + 1):
-            last = attempt == self.max_attempts
-            try:
-                response = self._http.request(method, API_PREFIX + path, **kwargs)
-            except httpx.TransportError as err:
-                if last:
-                    raise ConfigError(f"cannot reach the API at {self.url}: {err}") from err
-                log.warning("%s %s: %s; retrying in %.1fs", method, path, err, delay)
-            else:
-                if response.status_code != 503 or last:
-                    return _decode(response)
-                delay = max(delay, _retry_after(response) or 0.0)
-                log.warning("%s %s: 503; retrying in %.1fs", method, path, delay)
-            time.sleep(delay * (1 + 0.1 * random.random()))
-            delay = min(delay * 2, BACKOFF_MAX_S)
-        raise AssertionError("unreachable")
+        503; any other error response raises :class:`ApiError`. Every call of this client is
+        safe to send twice (see the module's docstring)."""
+        retry = Retry(attempts=self.max_attempts, first_s=BACKOFF_S, max_s=BACKOFF_MAX_S)
+        return _decode(send(self._http, method, API_PREFIX + path, retry=retry, safe=True,
+                            **kwargs))
 
 
 class Study:
@@ -343,13 +336,6 @@ def _load_spec(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a study spec must be a mapping")
     return data
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
 
 
 def _details_retry_after(err: ApiError) -> float | None:

@@ -31,7 +31,6 @@ import functools
 import math
 import os
 import threading
-import time
 import uuid
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneboard.client._errors import ApiError, ConfigError
-from tuneboard.client._http import API_PREFIX, DEFAULT_URL, api_key_from_env
+from tuneboard.client._http import API_PREFIX, DEFAULT_URL, Retry, api_key_from_env, send
 
 __all__ = [
     "DUPLICATED_STUDY",
@@ -72,8 +71,7 @@ STANDARD_ATTR = "tuneboard.standard"
 DUPLICATED_STUDY = "duplicated_study"
 TRIAL_FINISHED = "trial_finished"
 PAGE_SIZE = 500
-RETRIES = 5
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY = Retry(attempts=6, statuses=frozenset({429, 502, 503, 504}), first_s=0.1, max_s=5.0)
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _DIRECTIONS = {StudyDirection.MINIMIZE: "minimize", StudyDirection.MAXIMIZE: "maximize"}
 _DIRECTION_OF = {name: direction for direction, name in _DIRECTIONS.items()}
@@ -256,26 +254,9 @@ class RemoteStorage(BaseStorage):
 
     def _call(self, method: str, path: str, *, safe: bool = False, **kwargs: Any) -> Any:
         """One request, retried as the class says; ``safe``: repeating it changes nothing."""
-        safe = safe or method == "GET"
-        for attempt in range(RETRIES + 1):
-            last = attempt == RETRIES
-            try:
-                response = self._http.request(method, PREFIX + path, **kwargs)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:
-                if last:
-                    raise ConfigError(f"cannot reach the API at {self.url}: {err}") from err
-            except httpx.TransportError as err:
-                if last or not safe:
-                    raise ConfigError(f"lost the connection to {self.url}: {err}") from err
-            else:
-                if response.status_code not in RETRY_STATUSES or last:
-                    return _result(response)
-                retry_after = response.headers.get("Retry-After", "")
-                if retry_after.isdigit():
-                    time.sleep(min(float(retry_after), 30.0))
-                    continue
-            time.sleep(min(0.1 * 2**attempt, 5.0))
-        raise AssertionError("unreachable")
+        response = send(self._http, method, PREFIX + path, retry=RETRY,
+                        safe=safe or method == "GET", **kwargs)
+        return _result(response)
 
     def _study_cache(self, study_id: int) -> _StudyCache:
         with self._lock:

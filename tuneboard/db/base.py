@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -38,6 +39,12 @@ class StrEnumString(TypeDecorator[E]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
         return None if value is None else self.enum(value)
+
+
+def in_check(column: str, values: Iterable[str]) -> str:
+    """The SQL of a CHECK that ``column`` holds one of ``values``: the models declare their checks
+    with it, and a migration that changes such a check finds the stored text by it."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 def utcnow() -> datetime:

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeEngine
 
-from tuneboard.db.base import Base, JSONDoc, StrEnumString, utcnow
+from tuneboard.db.base import Base, JSONDoc, StrEnumString, in_check, utcnow
 from tuneboard.spec import Direction, StudySpec
 from tuneboard.spec.states import StudyState, TrialOrigin, TrialState
 
@@ -64,10 +64,6 @@ class _Directions(TypeDecorator[list[Direction]]):
         return [Direction(d) for d in value or []]
 
 
-def _in(column: str, values: Iterable[str]) -> str:
-    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
-
-
 class Team(Base):
     __tablename__ = "teams"
 
@@ -78,7 +74,7 @@ class Team(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
-    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+    __table_args__ = (CheckConstraint(in_check("role", ROLES), name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
@@ -108,7 +104,7 @@ class StandardVersion(Base):
     __tablename__ = "standard_versions"
     __table_args__ = (
         UniqueConstraint("standard_id", "version"),
-        CheckConstraint(_in("status", STANDARD_STATUSES), name="status"),
+        CheckConstraint(in_check("status", STANDARD_STATUSES), name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,7 +123,7 @@ class Study(Base):
     __tablename__ = "studies"
     __table_args__ = (
         UniqueConstraint("team_id", "idempotency_key"),
-        CheckConstraint(_in("state", StudyState), name="state"),
+        CheckConstraint(in_check("state", StudyState), name="state"),
         Index(None, "team_id", "state", "id"),
         Index(None, "team_id", "name"),
         # Ids are never reused (SQLite would reuse max+1): caches key finished trials by id.
@@ -203,8 +199,8 @@ class Trial(Base):
     __tablename__ = "trials"
     __table_args__ = (
         UniqueConstraint("study_id", "number"),
-        CheckConstraint(_in("state", TrialState), name="state"),
-        CheckConstraint(_in("origin", TrialOrigin), name="origin"),
+        CheckConstraint(in_check("state", TrialState), name="state"),
+        CheckConstraint(in_check("origin", TrialOrigin), name="origin"),
         Index(None, "study_id", "state", "value"),
         Index(None, "state", "heartbeat_at"),
         Index(None, "state", "lease_expires_at"),
@@ -330,7 +326,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         # An event is recorded once per webhook, however often the fact is seen again.
         UniqueConstraint("webhook_id", "event_id"),
-        CheckConstraint(_in("state", DeliveryState), name="state"),
+        CheckConstraint(in_check("state", DeliveryState), name="state"),
         Index(None, "webhook_id", "id"),
         Index(None, "state", "next_attempt_at"),
         # Receivers may key on the delivery id: ids are never reused (SQLite would reuse max+1).
@@ -404,7 +400,7 @@ class Ensemble(Base):
 
     __tablename__ = "ensembles"
     __table_args__ = (
-        CheckConstraint(_in("state", EnsembleState), name="state"),
+        CheckConstraint(in_check("state", EnsembleState), name="state"),
         CheckConstraint("k >= 2", name="k"),
         Index(None, "study_id", "id"),
         {"sqlite_autoincrement": True},
@@ -426,6 +422,8 @@ class Ensemble(Base):
     gain: Mapped[float | None] = mapped_column(Float)
     member_values: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # Set when a standard's ensemble criterion asked for it (``standards.acceptance``).
+    verdict: Mapped[dict[str, Any] | None]
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

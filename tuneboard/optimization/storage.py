@@ -17,7 +17,8 @@ Also, nothing may change a finished trial's Optuna fields (state, values, params
 intermediate values); our own columns (verdict, epochs_run, ...) are not part of the cache.
 
 Timestamps are naive UTC in the database and naive local time in Optuna's objects (Optuna
-uses ``datetime.now()``). Non-finite floats are stored in JSON as "nan", "inf" and "-inf".
+uses ``datetime.now()``). Non-finite floats are stored in JSON as "nan", "inf" and "-inf", by
+the codec of the HTTP API's wire format (``tuneboard.client.optuna``), so the two agree.
 
 The database must be at the head of our migrations: ``SqlStorage`` refuses any other
 (:func:`check_schema`) and never creates tables, unlike Optuna's ``RDBStorage``, which writes
@@ -65,6 +66,7 @@ from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneboard.client.optuna import decode, encode, encode_float
 from tuneboard.db.base import utcnow
 from tuneboard.db.engine import READ_ONLY_OPTION, get_engine, is_sqlite, normalize_url
 from tuneboard.db.migrate import alembic_config
@@ -103,38 +105,10 @@ _DB_STATE = {state: states.TrialState(state.name.lower()) for state in TrialStat
 _OPTUNA_STATE = {name: state for state, name in _DB_STATE.items()}
 _DIRECTION_NAMES = {StudyDirection.MINIMIZE: "minimize", StudyDirection.MAXIMIZE: "maximize"}
 _DIRECTIONS = {name: direction for direction, name in _DIRECTION_NAMES.items()}
-_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _NUMBER = attrgetter("number")
 
 
-# --- JSON and time conversions -------------------------------------------------------------
-
-
-def _encode(value: Any) -> Any:
-    """A JSON-safe copy: non-finite floats become "nan", "inf", "-inf" (JSON has none)."""
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {key: _encode(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode(item) for item in value]
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, str):
-        return _NON_FINITE.get(value, value)
-    if isinstance(value, dict):
-        return {key: _decode(item) for key, item in value.items()} if value else {}
-    if isinstance(value, list):
-        return [_decode(item) for item in value]
-    return value
-
-
-def _encode_float(value: float) -> float | str:
-    return cast(float | str, _encode(float(value)))
+# --- Time conversions ---------------------------------------------------------------------
 
 
 def _to_utc(local: datetime | None) -> datetime | None:
@@ -221,8 +195,8 @@ def _frozen_trial(
         datetime_complete=to_local(datetime_complete),
         params={name: distributions[name].to_external_repr(float(v)) for name, v in params.items()},
         distributions=distributions,
-        user_attrs=_decode(user_attrs) if user_attrs else {},
-        system_attrs=_decode(system_attrs) if system_attrs else {},
+        user_attrs=decode(user_attrs) if user_attrs else {},
+        system_attrs=decode(system_attrs) if system_attrs else {},
         intermediate_values=dict(zip(map(int, steps), map(float, steps.values()), strict=True)),
         trial_id=trial_id,
     )
@@ -504,11 +478,11 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         return list(cached.directions)
 
     def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
-        return cast(dict[str, Any], _decode(self._study_column(study_id, _STUDIES.c.user_attrs)))
+        return cast(dict[str, Any], decode(self._study_column(study_id, _STUDIES.c.user_attrs)))
 
     def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
         attrs = self._study_column(study_id, _STUDIES.c.system_attrs)
-        return cast(dict[str, Any], _decode(attrs))
+        return cast(dict[str, Any], decode(attrs))
 
     def get_all_studies(self) -> list[FrozenStudy]:
         query = sa.select(
@@ -525,8 +499,8 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
                 study_name=name,
                 direction=None,
                 directions=[_DIRECTIONS[d] for d in directions],
-                user_attrs=_decode(user_attrs),
-                system_attrs=_decode(system_attrs),
+                user_attrs=decode(user_attrs),
+                system_attrs=decode(system_attrs),
                 study_id=study_id,
             )
             for study_id, name, directions, user_attrs, system_attrs in rows
@@ -545,7 +519,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             row = conn.execute(sa.select(column).where(where).with_for_update()).one_or_none()
             if row is None:
                 raise KeyError(f"No study with study_id {study_id} exists.")
-            attrs = {**row[0], key: _encode(value)}
+            attrs = {**row[0], key: encode(value)}
             conn.execute(sa.update(_STUDIES).where(where).values({column: attrs}))
 
     # --- Trials: writes ---
@@ -580,17 +554,17 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             "state": _DB_STATE[template.state],
             **_values_columns(values),
             "params": {
-                name: _encode_float(template.distributions[name].to_internal_repr(value))
+                name: encode_float(template.distributions[name].to_internal_repr(value))
                 for name, value in template.params.items()
             },
             "distributions": {
                 name: distribution_to_json(template.distributions[name]) for name in template.params
             },
             "intermediate_values": {
-                str(step): _encode_float(v) for step, v in template.intermediate_values.items()
+                str(step): encode_float(v) for step, v in template.intermediate_values.items()
             },
-            "user_attrs": _encode(template.user_attrs),
-            "system_attrs": _encode(template.system_attrs),
+            "user_attrs": encode(template.user_attrs),
+            "system_attrs": encode(template.system_attrs),
             "datetime_start": _to_utc(template.datetime_start),
             "datetime_complete": _to_utc(template.datetime_complete),
         }
@@ -626,7 +600,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
                 sa.update(_TRIALS)
                 .where(where)
                 .values(
-                    params={**params, param_name: _encode_float(param_value_internal)},
+                    params={**params, param_name: encode_float(param_value_internal)},
                     distributions={**dists, param_name: distribution_to_json(distribution)},
                 )
             )
@@ -687,14 +661,14 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
     def set_trial_intermediate_value(
         self, trial_id: int, step: int, intermediate_value: float
     ) -> None:
-        value = _encode_float(intermediate_value)
+        value = encode_float(intermediate_value)
         self._set_trial_json(trial_id, _TRIALS.c.intermediate_values, str(step), value)
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._set_trial_json(trial_id, _TRIALS.c.user_attrs, key, _encode(value))
+        self._set_trial_json(trial_id, _TRIALS.c.user_attrs, key, encode(value))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._set_trial_json(trial_id, _TRIALS.c.system_attrs, key, _encode(value))
+        self._set_trial_json(trial_id, _TRIALS.c.system_attrs, key, encode(value))
 
     def _set_trial_json(self, trial_id: int, column: sa.Column[Any], key: str, value: Any) -> None:
         where = _TRIALS.c.id == trial_id
@@ -873,4 +847,4 @@ def _values_columns(values: Sequence[float] | None) -> dict[str, Any]:
         return {"values": sa.null(), "value": None}
     floats = [float(v) for v in values]
     first = floats[0] if floats and not math.isnan(floats[0]) else None
-    return {"values": [_encode_float(v) for v in floats], "value": first}
+    return {"values": [encode_float(v) for v in floats], "value": first}

@@ -25,35 +25,37 @@ MULTI_OBJECTIVE_SAMPLERS: tuple[str, ...] = ("nsga2", "tpe", "gp", "random", "qm
 CONSTRAINED_SAMPLERS: tuple[str, ...] = ("tpe", "nsga2", "gp")
 
 
+# ``options`` is a free-form object in the OpenAPI document, so the option models keep
+# pydantic's lax reading ("5" is 5) where the spec's typed fields use the Json* types.
 class _TPEOptions(_Spec):
-    n_startup_trials: JsonInt | None = Field(None, ge=0)
-    n_ei_candidates: JsonInt | None = Field(None, ge=1)
-    constant_liar: JsonBool | None = None
+    n_startup_trials: int | None = Field(None, ge=0)
+    n_ei_candidates: int | None = Field(None, ge=1)
+    constant_liar: bool | None = None
 
 
 class _CmaEsOptions(_Spec):
-    n_startup_trials: JsonInt | None = Field(None, ge=0)
-    sigma0: JsonFloat | None = Field(None, gt=0)
-    popsize: JsonInt | None = Field(None, ge=1)
-    use_separable_cma: JsonBool | None = None
-    consider_pruned_trials: JsonBool | None = None
+    n_startup_trials: int | None = Field(None, ge=0)
+    sigma0: float | None = Field(None, gt=0)
+    popsize: int | None = Field(None, ge=1)
+    use_separable_cma: bool | None = None
+    consider_pruned_trials: bool | None = None
 
 
 class _GPOptions(_Spec):
-    n_startup_trials: JsonInt | None = Field(None, ge=0)
-    deterministic_objective: JsonBool | None = None
+    n_startup_trials: int | None = Field(None, ge=0)
+    deterministic_objective: bool | None = None
 
 
 class _QMCOptions(_Spec):
     qmc_type: Literal["sobol", "halton"] | None = None
-    scramble: JsonBool | None = None
+    scramble: bool | None = None
 
 
 class _NSGA2Options(_Spec):
-    population_size: JsonInt | None = Field(None, ge=2)
-    mutation_prob: JsonFloat | None = Field(None, ge=0, le=1)
-    crossover_prob: JsonFloat | None = Field(None, ge=0, le=1)
-    swapping_prob: JsonFloat | None = Field(None, ge=0, le=1)
+    population_size: int | None = Field(None, ge=2)
+    mutation_prob: float | None = Field(None, ge=0, le=1)
+    crossover_prob: float | None = Field(None, ge=0, le=1)
+    swapping_prob: float | None = Field(None, ge=0, le=1)
 
 
 class _NoOptions(_Spec):

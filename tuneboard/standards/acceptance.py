@@ -24,6 +24,21 @@ Decisions:
 - A verdict is final once any criterion fails: it is then rejected and not pending, even if
   stability evidence is still missing. Pending means "nothing failed, evidence still owed".
 - No criteria: every result is accepted.
+- ``ensemble: {k, min_gain}`` is study-level: trials are judged by the other criteria alone (a
+  standard whose only criterion it is accepts every complete trial). When a study under it ends
+  ``completed`` (the dispatcher's finish path), an ensemble of its ``k`` best accepted trials
+  with best checkpoints is asked for once, in that transaction, and its verdict is stored on
+  the ensemble, pending until a worker has evaluated it (``studies/ensemble.py``):
+  - ``observed_gain`` is the ensemble's improvement on its best member in the study's
+    direction: ``value - best_single_value`` for a maximised metric, its negative for a
+    minimised one; it passes when ``observed_gain >= min_gain`` (``min_gain: 0`` asks for an
+    ensemble no worse than its best member; a negative one tolerates a loss).
+  - Fewer than ``k`` such trials, an evaluation that failed, or a non-finite gain: passed
+    false, with the reason. A study that fails or is cancelled is not judged; one extended and
+    completed again is judged again on the trials it has then.
+  - A study that could never satisfy it (not the built-in trainer, several or non-validation
+    metrics, k-fold validation, no ``best`` checkpoints, ``n_trials`` below ``k``) is refused
+    at submission with a 422 at the spec field that prevents it.
 """
 
 from __future__ import annotations
@@ -39,7 +54,10 @@ from scipy import stats
 from tuneboard.standards.schemas import (
     Criterion,
     CriterionResult,
+    EnsembleSpec,
+    EnsembleVerdict,
     MetricCriterion,
+    StabilityCriterion,
     StabilitySpec,
     Verdict,
 )
@@ -68,7 +86,7 @@ def evaluate(
     for c in criteria:
         if isinstance(c, MetricCriterion):
             results.append(_metric(c, metrics))
-        else:
+        elif isinstance(c, StabilityCriterion):
             results.extend(_stability(c.stability, stability or {}))
     failed = any(not r.passed and not r.pending for r in results)
     pending = not failed and any(r.pending for r in results)
@@ -78,6 +96,35 @@ def evaluate(
         criteria=results,
         standard=standard,
     )
+
+
+def pending_ensemble(spec: EnsembleSpec, *, standard: str | None = None) -> EnsembleVerdict:
+    """The verdict of an ensemble criterion before its ensemble is evaluated."""
+    return EnsembleVerdict(
+        criterion=f"an ensemble of the {spec.k} best accepted trials gains >= "
+        f"{spec.min_gain:g} on the best of them",
+        k=spec.k, min_gain=spec.min_gain, standard=standard,
+    )
+
+
+def fail_ensemble(verdict: EnsembleVerdict, reason: str) -> EnsembleVerdict:
+    """The criterion could not be judged (too few trials, a failed evaluation): not passed."""
+    return verdict.model_copy(update={"passed": False, "pending": False, "reason": reason})
+
+
+def judge_ensemble(
+    verdict: EnsembleVerdict, gain: float | None, *, maximize: bool
+) -> EnsembleVerdict:
+    """Settle a pending verdict from the evaluated ensemble's ``gain`` (``value -
+    best_single_value``; None when it is not finite)."""
+    if gain is None or not math.isfinite(gain):
+        return fail_ensemble(verdict, "the ensemble's gain is not a finite number")
+    observed = gain if maximize else -gain
+    passed = observed >= verdict.min_gain
+    return verdict.model_copy(update={
+        "observed_gain": observed, "passed": passed, "pending": False,
+        "reason": "" if passed else f"gain {observed:.6g} < min_gain {verdict.min_gain:g}",
+    })
 
 
 def to_float(value: object) -> float | None:

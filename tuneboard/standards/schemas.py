@@ -221,14 +221,43 @@ class StabilityCriterion(_Strict):
     stability: StabilitySpec
 
 
+# Each member is a model loaded and run by one worker: a bound on what one ensemble costs.
+MAX_ENSEMBLE_SIZE = 20
+
+
+class EnsembleSpec(_Strict):
+    """An ensemble of the study's ``k`` best accepted trials must improve on the best of them
+    alone by at least ``min_gain``, in the study's direction (see ``acceptance.py``)."""
+
+    k: JsonInt = Field(ge=2, le=MAX_ENSEMBLE_SIZE)
+    min_gain: JsonFloat = 0.0
+
+    @field_validator("min_gain")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("min_gain must be a finite number")
+        return value
+
+
+class EnsembleCriterion(_Strict):
+    """A study-level criterion: judged once per finished study, never per trial."""
+
+    ensemble: EnsembleSpec
+
+
 def _criterion_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return "stability" if "stability" in value else "metric"
+        return next((kind for kind in ("stability", "ensemble") if kind in value), "metric")
+    if isinstance(value, EnsembleCriterion):
+        return "ensemble"
     return "stability" if isinstance(value, StabilityCriterion) else "metric"
 
 
 Criterion = Annotated[
-    Annotated[MetricCriterion, Tag("metric")] | Annotated[StabilityCriterion, Tag("stability")],
+    Annotated[MetricCriterion, Tag("metric")]
+    | Annotated[StabilityCriterion, Tag("stability")]
+    | Annotated[EnsembleCriterion, Tag("ensemble")],
     Discriminator(_criterion_kind),
 ]
 
@@ -345,8 +374,21 @@ class StandardDocument(_Strict):
                 )
         return self
 
+    @field_validator("acceptance")
+    @classmethod
+    def _one_ensemble(cls, criteria: list[Criterion]) -> list[Criterion]:
+        if sum(isinstance(c, EnsembleCriterion) for c in criteria) > 1:
+            raise ValueError("a second ensemble criterion; a study is judged by one ensemble")
+        return criteria
+
     def rule(self, param: str) -> Rule | None:
         return next((r for r in self.rules if r.param == param), None)
+
+    @property
+    def ensemble(self) -> EnsembleSpec | None:
+        """The study-level ensemble criterion, when the acceptance asks for one."""
+        return next((c.ensemble for c in self.acceptance if isinstance(c, EnsembleCriterion)),
+                    None)
 
 
 def parse_document(data: Any) -> StandardDocument:
@@ -513,6 +555,21 @@ class CriterionResult(BaseModel):
         if value is None or math.isfinite(value):
             return value
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+class EnsembleVerdict(BaseModel):
+    """A finished study's judgement against its standard's ensemble criterion, stored on the
+    ensemble it asked for. ``observed_gain``: the ensemble's improvement on its best member in
+    the study's direction; ``reason`` says why it failed when it could not be judged."""
+
+    criterion: str
+    k: int
+    min_gain: float
+    observed_gain: float | None = None
+    passed: bool = False
+    pending: bool = True
+    reason: str = ""
+    standard: str | None = None
 
 
 class Verdict(BaseModel):

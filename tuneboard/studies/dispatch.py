@@ -2,8 +2,12 @@
 
 Budget (``n_trials``, ``max_parallel``, ``timeout_s``, ``max_failed``) is enforced here under a
 lock on the study row, never in the broker: however many workers race, a study gets exactly
-``n_trials`` sampler trials and never more than ``max_parallel`` active ones. New trials are
-WAITING rows (Optuna's state for enqueued trials); a worker claims one before it runs.
+``n_trials`` sampler trials and never more than ``max_parallel`` active ones. A team's cap
+(``TUNEBOARD_MAX_RUNNING_TRIALS_PER_TEAM``) bounds its active trials over all its studies the
+same way, under a lock on the team row taken after the study's; a study held back by it is
+dispatched again when a trial of its own ends, or by the reaper when it has none active.
+New trials are WAITING rows (Optuna's state for enqueued trials); a worker claims one before
+it runs.
 
 Every path that creates trials of a study (this budget, a person's enqueue, a retry, a
 stability re-run) goes through ``add_trials``, so every trial is numbered, seeded and sent the
@@ -12,6 +16,7 @@ same way. An external study's trials are never sent: a client asks for them over
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,14 +24,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tuneboard import webhooks
+from tuneboard.config import get_settings
 from tuneboard.db.base import utcnow
 from tuneboard.db.models import Study, Trial
 from tuneboard.db.queries import allocate_trial_numbers
 from tuneboard.queue import enqueue_after_commit
 from tuneboard.spec import BudgetSpec, ResourcesSpec, StudySpec
 from tuneboard.spec.states import StudyState, TrialOrigin, TrialState
+from tuneboard.studies import ensemble, stopping, warm_start
 from tuneboard.studies import repository as repo
-from tuneboard.studies import stopping, warm_start
 from tuneboard.webhooks import WebhookEvent
 
 # Training seeds are kept below 2**31 - 1 (a prime), so they fit every framework's int32 seed.
@@ -134,7 +140,9 @@ def plan(session: Session, study_id: int, now: datetime | None = None) -> list[t
 
     # An external study's trials are created when a client asks (``studies.external``).
     if stop is None and remaining > 0 and free > 0 and not spec.objective.external:
-        n = min(remaining, free)
+        n = min(remaining, free, _team_slots(session, study))
+        if n <= 0:  # the team is at its cap: dispatched again once one of its trials ends
+            return []
         first, study.sampler_trials = study.sampler_trials, study.sampler_trials + n
         trials = [  # the warm start's configurations are the budget's first trials
             trial
@@ -145,9 +153,19 @@ def plan(session: Session, study_id: int, now: datetime | None = None) -> list[t
 
     if counts.active == 0 and (stop is not None or remaining <= 0):
         _finish_study(study, stop, counts.failed, budget, now)
+        ensemble.judge_finished_study(session, study, now)  # a standard's ensemble criterion
         webhooks.emit(session, team_id=study.team_id, event=WebhookEvent.STUDY_FINISHED,
                       payload=webhooks.payloads.study_finished(study))
     return []
+
+
+def _team_slots(session: Session, study: Study) -> int:
+    """How many more trials the study's team may have waiting or running, over all its studies:
+    what ``TUNEBOARD_MAX_RUNNING_TRIALS_PER_TEAM`` leaves (no limit when it is 0)."""
+    cap = get_settings().max_running_trials_per_team
+    if not cap or study.team_id is None:
+        return sys.maxsize
+    return cap - repo.lock_team_active_trials(session, study.team_id)
 
 
 def stop_reason(

@@ -12,15 +12,19 @@ __all__ = [
     "finish_ensemble",
     "get_ensemble",
     "latest_ensemble",
+    "latest_judged_ensemble",
     "start_ensemble",
     "top_checkpointed_trials",
     "trials_by_number",
 ]
 
 
-def top_checkpointed_trials(session: Session, study: Study, k: int) -> list[Trial]:
-    """The study's ``k`` best complete trials that have a checkpoint location, best first."""
-    stmt = ranked_trials(study.id, maximize=study.maximizes).where(
+def top_checkpointed_trials(
+    session: Session, study: Study, k: int, *, accepted_only: bool = False
+) -> list[Trial]:
+    """The study's ``k`` best complete trials that have a checkpoint location, best first;
+    with ``accepted_only``, only those its standard accepted."""
+    stmt = ranked_trials(study.id, maximize=study.maximizes, accepted_only=accepted_only).where(
         Trial.checkpoint_path.is_not(None)
     )
     return list(session.scalars(stmt.limit(k)))
@@ -39,6 +43,14 @@ def latest_ensemble(session: Session, study_id: int) -> Ensemble | None:
     return session.scalars(
         select(Ensemble).where(Ensemble.study_id == study_id).order_by(Ensemble.id.desc())
         .limit(1)
+    ).first()
+
+
+def latest_judged_ensemble(session: Session, study_id: int) -> Ensemble | None:
+    """The study's most recent ensemble asked for by its standard's ensemble criterion."""
+    return session.scalars(
+        select(Ensemble).where(Ensemble.study_id == study_id, Ensemble.verdict.is_not(None))
+        .order_by(Ensemble.id.desc()).limit(1)
     ).first()
 
 

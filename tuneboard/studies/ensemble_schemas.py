@@ -6,11 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tuneboard.db.models import Ensemble, EnsembleState
 from tuneboard.schemas import Number, UtcDatetime, View
+from tuneboard.standards.schemas import MAX_ENSEMBLE_SIZE, EnsembleVerdict
 
 __all__ = ["MAX_ENSEMBLE_SIZE", "EnsembleCreate", "EnsembleOut"]
-
-# Each member is a model loaded and run by one worker: a bound on what one request costs.
-MAX_ENSEMBLE_SIZE = 20
 
 
 class EnsembleCreate(BaseModel):
@@ -34,7 +32,7 @@ class EnsembleOut(View):
                     "metric": "val_accuracy", "members": [7, 2, 11],
                     "value": 0.9833, "best_single_value": 0.975, "gain": 0.0083,
                     "member_values": {"7": 0.975, "2": 0.9694, "11": 0.9667},
-                    "error": None, "created_by": "key:3",
+                    "error": None, "verdict": None, "created_by": "key:3",
                     "created_at": "2026-12-01T10:00:00Z", "finished_at": "2026-12-01T10:00:04Z",
                 }
             ]
@@ -60,6 +58,11 @@ class EnsembleOut(View):
         None, description="Each member's own value of the metric, by trial number."
     )
     error: str | None = Field(None, description="Why the evaluation failed.")
+    verdict: EnsembleVerdict | None = Field(
+        None,
+        description="Set when the study's standard asked for this ensemble in its acceptance "
+        "(`ensemble: {k, min_gain}`): the study-level verdict, pending until it is evaluated.",
+    )
     created_by: str
     created_at: UtcDatetime
     finished_at: UtcDatetime | None = None

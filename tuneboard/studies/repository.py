@@ -7,13 +7,14 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, delete, func, insert, literal, select, text, update
+from sqlalchemy import Select, delete, func, insert, literal, null, select, text, update
 from sqlalchemy.orm import Session, aliased, load_only
 
 from tuneboard.db.models import (
     Standard,
     StandardVersion,
     Study,
+    Team,
     Trial,
     TrialMetric,
 )
@@ -98,6 +99,20 @@ def count_active_and_failed_trials(session: Session, study_id: int) -> ActiveAnd
     return ActiveAndFailed(active=row[0], failed=row[1])
 
 
+def lock_team_active_trials(session: Session, team_id: int) -> int:
+    """The team's waiting and running trials, over all its studies, counted under a lock on the
+    team row: the caller holds it until its commit, so two studies of one team never both take
+    the team's last slot."""
+    session.execute(_lockable(session, select(Team.id).where(Team.id == team_id), Team))
+    stmt = (
+        select(func.count())
+        .select_from(Trial)
+        .join(Study, Study.id == Trial.study_id)
+        .where(Study.team_id == team_id, Trial.state.in_(ACTIVE_TRIAL))
+    )
+    return session.scalar(stmt) or 0
+
+
 def get_trial(session: Session, study_id: int, number: int) -> Trial | None:
     return session.scalar(select(Trial).where(Trial.study_id == study_id, Trial.number == number))
 
@@ -122,16 +137,19 @@ def list_trials(
     return list(session.scalars(stmt.order_by(Trial.number).limit(limit)))
 
 
-def trial_table(session: Session, study_id: int) -> list[Trial]:
-    """Every trial of a study by number, loading only what a table or chart of them shows (not
-    intermediate values, verdicts or attributes other than the fixed parameters)."""
+def trial_table(session: Session, study_id: int, from_number: int = 0) -> list[Trial]:
+    """Every trial of a study by number (from ``from_number`` on), loading only what a table or
+    chart of them shows (not intermediate values, verdicts or attributes other than the fixed
+    parameters)."""
     columns = load_only(
         Trial.number, Trial.state, Trial.origin, Trial.values, Trial.params, Trial.distributions,
         Trial.system_attrs, Trial.datetime_start, Trial.datetime_complete, Trial.epochs_run,
         Trial.attempt, Trial.retry_of, Trial.worker, Trial.device, Trial.accepted,
         raiseload=True,
     )
-    stmt = select(Trial).options(columns).where(Trial.study_id == study_id)
+    stmt = select(Trial).options(columns).where(
+        Trial.study_id == study_id, Trial.number >= from_number
+    )
     return list(session.scalars(stmt.order_by(Trial.number)))
 
 
@@ -366,6 +384,36 @@ def record_trial_error(session: Session, trial_id: int, error: str) -> None:
         .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
         .values(error=error)
     )
+
+
+def finish_trial(
+    session: Session,
+    trial_id: int,
+    state: TrialState,
+    values: Sequence[float] | None,
+    now: datetime,
+    *,
+    system_attrs: Mapping[str, Any] | None = None,
+) -> bool:
+    """RUNNING -> ``state`` with Optuna's ``values`` (the first as the sortable ``value``, NULL
+    for NaN; non-finite floats as strings) and ``system_attrs`` added: a worker's tell, written
+    in its caller's transaction. A trial no longer RUNNING (the reaper failed it) keeps its
+    outcome, and False says so."""
+    changes: dict[str, Any] = {"state": state, "datetime_complete": now, "value": None,
+                               "values": null()}
+    if values is not None:
+        changes["values"] = [v if math.isfinite(v) else str(v) for v in values]
+        changes["value"] = values[0] if values and not math.isnan(values[0]) else None
+    if system_attrs:
+        current = session.scalar(select(Trial.system_attrs).where(Trial.id == trial_id))
+        changes["system_attrs"] = {**(current or {}), **system_attrs}
+    result = session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
+        .values(changes)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def fail_stale_trial(

@@ -9,6 +9,7 @@ Non-finite numbers are ``null`` (``tuneboard.schemas``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from tuneboard.db.models import Study, Trial
 from tuneboard.leaderboard import StudyBest
 from tuneboard.optimization.params import external_params
-from tuneboard.schemas import JsonObject, Number, Page, UtcDatetime, View, json_safe
+from tuneboard.schemas import (
+    JsonObject,
+    Number,
+    Page,
+    UtcDatetime,
+    View,
+    finite_or_none,
+    json_safe,
+)
 from tuneboard.spec import EXAMPLE_SPEC, StandardRef, StudyState, TrialState
 from tuneboard.spec.states import TrialOrigin
 
@@ -401,7 +410,7 @@ class Importance(View):
             "examples": [
                 {
                     "study_id": 12,
-                    "evaluator": "fanova",
+                    "evaluator": "ped_anova",
                     "metric": "val_accuracy",
                     "n_trials": 30,
                     "importances": {"lr": 0.71, "batch_size": 0.18, "dropout": 0.11},
@@ -417,6 +426,86 @@ class Importance(View):
     n_trials: int = Field(description="Complete trials the evaluator used.")
     importances: dict[str, Number] = Field(description="Parameter -> importance, largest first.")
     reason: str | None = Field(None, description="Why importances are empty, when they are.")
+
+
+TRIAL_TABLE_COLUMNS = (
+    "number", "state", "values", "params", "datetime_start", "datetime_complete", "epochs_run",
+    "attempt", "retry_of", "worker", "device", "accepted", "origin",
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class TrialTable(BaseModel):
+    """Every trial of a study (or every one from ``from_number`` on), by number. ``params`` of a
+    row is aligned with ``param_names`` (null where the trial has no such parameter);
+    non-finite values are null."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "study_id": 12,
+                    "from_number": 0,
+                    "metrics": ["val_accuracy"],
+                    "directions": ["maximize"],
+                    "param_names": ["lr", "optimizer"],
+                    "columns": list(TRIAL_TABLE_COLUMNS),
+                    "rows": [[0, "complete", [0.97], [0.003, "adam"], "2026-11-22T10:00:00Z",
+                              "2026-11-22T10:01:12Z", 18, 1, None, "celery@host", "cpu", True,
+                              "sampler"]],
+                }
+            ]
+        }
+    )
+
+    study_id: int
+    from_number: int = Field(
+        description="The rows are every trial numbered from this on; 0 for the whole study."
+    )
+    metrics: list[str] = Field(description="The objective metric(s), in objective order.")
+    directions: list[str]
+    param_names: list[str] = Field(
+        description="Every parameter name of these rows, in order of appearance."
+    )
+    columns: list[str] = Field(description="What each row holds, in order.")
+    rows: list[list[Any]]
+
+    @classmethod
+    def of(cls, study: Study, trials: Sequence[Trial], *, from_number: int = 0) -> TrialTable:
+        params = [trial_params(t) for t in trials]
+        names: dict[str, None] = {}
+        for p in params:
+            names.update(dict.fromkeys(p))
+        rows = [
+            [
+                t.number,
+                t.state,
+                [finite_or_none(v) for v in t.values] if t.values is not None else None,
+                [p.get(name) for name in names],
+                _utc(t.datetime_start),
+                _utc(t.datetime_complete),
+                t.epochs_run or 0,
+                t.attempt or 1,
+                t.retry_of,
+                t.worker,
+                t.device,
+                t.accepted,
+                t.origin,
+            ]
+            for t, p in zip(trials, params, strict=True)
+        ]
+        return cls(
+            study_id=study.id,
+            from_number=from_number,
+            metrics=spec_metrics(study),
+            directions=[str(d).lower() for d in study.directions or []],
+            param_names=list(names),
+            columns=list(TRIAL_TABLE_COLUMNS),
+            rows=rows,
+        )
 
 
 class StudyProgress(View):

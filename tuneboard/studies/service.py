@@ -22,9 +22,10 @@ from tuneboard.optimization.storage import SqlStorage
 from tuneboard.spec import Direction, StudySpec, canonical_hash, spec_hash
 from tuneboard.spec.states import StudyState, TrialOrigin, TrialState
 from tuneboard.standards import service as standards
+from tuneboard.standards.schemas import document_of, version_ref
 from tuneboard.standards.service import AppliedStandard
 from tuneboard.studies import counts as trial_counts
-from tuneboard.studies import dispatch, warm_start
+from tuneboard.studies import dispatch, ensemble, warm_start
 from tuneboard.studies import repository as repo
 from tuneboard.teams import Principal
 from tuneboard.webhooks import WebhookEvent
@@ -45,6 +46,8 @@ def prepare_spec(
         spec = StudySpec.model_validate(applied.spec if applied else raw)
     except ValidationError as exc:
         raise InvalidInput.from_validation_error(exc) from exc
+    if applied is not None:  # a study-level criterion the spec could never meet
+        ensemble.check_admissible(spec, document_of(applied.version), version_ref(applied.version))
     return spec, applied
 
 
@@ -159,7 +162,10 @@ def enqueue_trial(
 
 # --- reads for the API ----------------------------------------------------------------------------
 
-IMPORTANCE_EVALUATORS = ("fanova", "mean_decrease_impurity", "ped_anova")
+IMPORTANCE_EVALUATORS = ("ped_anova", "fanova", "mean_decrease_impurity")
+# PED-ANOVA by default: over 1,000 complete trials it answers in about 10 ms, where mean
+# decrease impurity takes about 0.5 s and fANOVA about 10 s (measured on a 2-core machine).
+DEFAULT_IMPORTANCE_EVALUATOR = "ped_anova"
 # fANOVA fits a random forest: past this many trials it gets slow and says little more.
 IMPORTANCE_MAX_TRIALS = 1000
 
@@ -210,9 +216,10 @@ def list_trials(
     return repo.list_trials(session, study.id, limit=limit, after_number=after_number, state=state)
 
 
-def trial_table(session: Session, study: Study) -> list[Trial]:
-    """Every trial of the study, by number, with the fields its charts and tables show."""
-    return repo.trial_table(session, study.id)
+def trial_table(session: Session, study: Study, from_number: int = 0) -> list[Trial]:
+    """Every trial of the study (numbered ``from_number`` on), by number, with the fields its
+    charts and tables show."""
+    return repo.trial_table(session, study.id, from_number)
 
 
 def get_trial(session: Session, study: Study, number: int) -> Trial:
@@ -256,7 +263,11 @@ class ImportanceResult:
 
 
 def parameter_importance(
-    study: Study, *, database_url: str, evaluator: str = "fanova", objective: int = 0
+    study: Study,
+    *,
+    database_url: str,
+    evaluator: str = DEFAULT_IMPORTANCE_EVALUATOR,
+    objective: int = 0,
 ) -> ImportanceResult:
     """Optuna's parameter importance over the study's complete trials (the latest
     ``IMPORTANCE_MAX_TRIALS``). Too few trials, or no parameter common to them, give empty

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,6 @@ from workers.training.optimizers import OptimizerSpec, build_optimizer, scaled_l
 from workers.training.schedules import build_schedule
 
 __all__ = ["augment_spec", "build_learner", "reported_names", "resolve_device", "train"]
-
 
 
 def reported_names(task: str, *, cross_validated: bool = False) -> frozenset[str]:
@@ -164,6 +164,48 @@ def build_learner(
     return CrossValidation(learners) if cfg.validation.k_folds is not None else learners[0]
 
 
+class _Timed(Callback):
+    """``inner`` with its epoch-end hook timed under the trial's span ``name``; its state keeps
+    the inner callback's key, so checkpoints read the same with or without timing."""
+
+    def __init__(
+        self, inner: Callback, span: Callable[[str], AbstractContextManager[None]], name: str
+    ) -> None:
+        self.inner, self.span, self.name = inner, span, name
+
+    @property
+    def state_key(self) -> str:
+        return self.inner.state_key
+
+    def set_loop(self, loop: Loop) -> None:
+        super().set_loop(loop)
+        self.inner.set_loop(loop)
+
+    def on_train_begin(self) -> None:
+        self.inner.on_train_begin()
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        self.inner.on_epoch_begin(epoch)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        with self.span(self.name):
+            self.inner.on_epoch_end(epoch, logs)
+
+    def on_train_end(self) -> None:
+        self.inner.on_train_end()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.inner.load_state_dict(state)
+
+
+def _flush_timed(ctx: TrialContext) -> None:
+    with ctx.span("report_flush"):
+        ctx.flush_reports()
+
+
 def _callbacks(cfg: TrainerConfig, ctx: TrialContext, base_lr: float) -> list[Callback]:
     hp = cfg.hyper
     schedule_options = dict(cfg.lr_schedule.options)
@@ -183,11 +225,13 @@ def _callbacks(cfg: TrainerConfig, ctx: TrialContext, base_lr: float) -> list[Ca
         max_epochs=cfg.max_epochs, warmup_epochs=cfg.lr_schedule.warmup_epochs, base_lr=base_lr,
     )
     callbacks.append(LearningRateScheduler(schedule, base_lr))
-    callbacks.append(MetricReporter(ctx.report))
+    # The report includes the pruner's decision; the checkpoint, its wait for the reports.
+    callbacks.append(_Timed(MetricReporter(ctx.report), ctx.span, "report"))
     if cfg.checkpoint.keep:
         ck = cfg.checkpoint
-        callbacks.append(ModelCheckpoint(ctx.checkpoint_store(), ck.keep, ck.monitor, ck.mode,
-                                         before_save=ctx.flush_reports))
+        checkpoint = ModelCheckpoint(ctx.checkpoint_store(), ck.keep, ck.monitor, ck.mode,
+                                     before_save=lambda: _flush_timed(ctx))
+        callbacks.append(_Timed(checkpoint, ctx.span, "checkpoint"))
     callbacks.append(StopOnRequest(ctx.should_stop))
     return callbacks
 
@@ -217,18 +261,22 @@ def train(ctx: TrialContext) -> dict[str, float]:
     cfg = TrainerConfig.from_context(ctx)
     device = resolve_device(ctx.device)
     torch.manual_seed(ctx.seed)
-    dataset = load_dataset(
-        cfg.dataset, options=cfg.dataset_options, target=cfg.target, task=cfg.task
-    )
-    _check_names(cfg, dataset)
+    with ctx.span("data"):
+        dataset = load_dataset(
+            cfg.dataset, options=cfg.dataset_options, target=cfg.target, task=cfg.task
+        )
+        _check_names(cfg, dataset)
     rule, base_batch = cfg.lr_scaling or (None, 1)
     base_lr = scaled_lr(cfg.hyper.lr, cfg.hyper.batch_size, rule, base_batch)
-    learner = build_learner(cfg, dataset, base_lr, ctx.seed, device)
-    callbacks = _callbacks(cfg, ctx, base_lr)
-    loop = Loop(learner, callbacks, max_epochs=cfg.max_epochs)
+    with ctx.span("model"):
+        learner = build_learner(cfg, dataset, base_lr, ctx.seed, device)
+        callbacks = _callbacks(cfg, ctx, base_lr)
+        loop = Loop(learner, callbacks, max_epochs=cfg.max_epochs)
     if ctx.resume_from is not None:
-        loop.load_state_dict(load_checkpoint(ctx.resume_from))
-    history = loop.fit()
+        with ctx.span("resume"):
+            loop.load_state_dict(load_checkpoint(ctx.resume_from))
+    with ctx.span("epochs"):
+        history = loop.fit()
     early = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
     if early is not None and early.best_epoch:
         best_epoch = early.best_epoch

@@ -70,7 +70,15 @@
     return load;
   }
 
-  async function keyBar() {
+  // Resolved once the page has drawn its first data: every chart and table (tests and
+  // bench/study_page.py wait on it; ``data-ready`` on <body> says the same).
+  let pageReady;
+  window.tuneboardReady = new Promise((resolve) => { pageReady = () => { document.body.dataset.ready = "true"; resolve(); }; });
+  const ROLE_RANK = { viewer: 0, member: 1, maintainer: 2, admin: 3 };
+  let whoamiRole = Promise.resolve("viewer"); // the key's role, once /whoami has answered
+
+  // The key bar. /whoami is asked in parallel with the page's own reads.
+  function keyBar() {
     const input = $("#key-input");
     $("#key-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -80,8 +88,7 @@
     $("#key-forget").addEventListener("click", () => { localStorage.removeItem(KEY); location.reload(); });
     if (!localStorage.getItem(KEY)) return false;
     input.placeholder = "replace key";
-    const me = await api("/whoami");
-    $("#whoami").textContent = `${me.team} (${me.role})`;
+    whoamiRole = api("/whoami").then((me) => { $("#whoami").textContent = `${me.team} (${me.role})`; return me.role; });
     return true;
   }
 
@@ -128,9 +135,9 @@
     return items;
   }
 
-  // The trial-table route's rows as objects.
-  async function trialTable(id) {
-    const table = await api(`/studies/${id}/trial-table`);
+  // The trial-table route's rows as objects (every trial, or those numbered ``from`` on).
+  async function trialTable(id, from) {
+    const table = await api(`/studies/${id}/trial-table${query({ from_number: from || "" })}`);
     const at = Object.fromEntries(table.columns.map((c, i) => [c, i]));
     const trials = table.rows.map((row) => {
       const t = {};
@@ -253,12 +260,92 @@
     return { update(metrics, paramNames, list) { define(metrics, paramNames); trials = list; render(); } };
   }
 
+  // Charts drawn when they are near the viewport, one per frame, nearest first; the others one
+  // at a time when the browser is idle, so the first screen does not wait for the charts below
+  // it. A chart asked to redraw before its turn is drawn once, with its newest data.
+  // ``idle()`` resolves once nothing is waiting to be drawn.
+  function lazyCharts() {
+    const pending = new Map();
+    let scheduled = false, waiters = [];
+    const MARGIN = 200;
+    const distance = (c) => { const r = c.getBoundingClientRect(); return r.bottom < 0 ? -r.bottom : Math.max(0, r.top - innerHeight); };
+    const whenIdle = window.requestIdleCallback ? (f) => requestIdleCallback(f, { timeout: 1000 }) : (f) => setTimeout(f, 50);
+    const nextFrame = (f) => requestAnimationFrame(() => setTimeout(f));
+    function step() {
+      scheduled = false;
+      let next = null;
+      for (const c of pending.keys()) if (next === null || distance(c) < distance(next)) next = c;
+      if (next === null) return;
+      const f = pending.get(next);
+      pending.delete(next);
+      try { f(); } catch (e) { showError(e.message); }
+      if (!pending.size) { for (const w of waiters) w(); waiters = []; }
+      schedule();
+    }
+    function schedule() {
+      if (scheduled || !pending.size) return;
+      scheduled = true;
+      const near = [...pending.keys()].some((c) => distance(c) <= MARGIN);
+      (near ? nextFrame : whenIdle)(step);
+    }
+    // Scrolling brings a chart near: draw it at the next frame rather than when idle.
+    const observer = window.IntersectionObserver ? new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting && pending.has(e.target))) { scheduled = false; nextFrame(step); }
+    }, { rootMargin: `${MARGIN}px 0px` }) : null;
+    const observed = new WeakSet();
+    return {
+      draw(container, f) {
+        if (observer && !observed.has(container)) { observed.add(container); observer.observe(container); }
+        pending.set(container, f);
+        schedule();
+      },
+      idle() { return pending.size ? new Promise((r) => waiters.push(r)) : Promise.resolve(); },
+    };
+  }
+
+  // A file from the API (the key goes in a header, which a plain link cannot send), saved
+  // under the name the server gives it.
+  async function download(path) {
+    const res = await fetch(API + path, { headers: { Authorization: `Bearer ${localStorage.getItem(KEY)}` } });
+    if (!res.ok) throw new Error(`download: HTTP ${res.status}`);
+    const name = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "");
+    const url = URL.createObjectURL(await res.blob());
+    const a = el("a", { href: url, download: name ? name[1] : "trials" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  // Notes (newest first) and, for members, a form to add one. ``path`` is the notes route of
+  // a study or of one trial.
+  function notesPanel(root, path, studyId, canWrite) {
+    const list = root.querySelector(".notes-list"), form = root.querySelector(".note-form");
+    form.hidden = !canWrite;
+    async function load() {
+      const notes = await paginate(path, 200);
+      list.replaceChildren(...(notes.length ? notes.map((n) => el("li", { class: "note", "data-note": n.id },
+        el("div", { class: "note-meta muted" }, n.trial_number === null || n.trial_number === undefined ? "study" : el("a", { href: trialUrl(studyId, n.trial_number) }, `trial #${n.trial_number}`),
+          ` - ${n.author}, ${when(n.created_at)}`),
+        el("div", { class: "note-body" }, n.body))) : [el("li", { class: "muted" }, "No notes yet.")]));
+    }
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const text = form.elements.body.value.trim();
+      if (!text) return;
+      api(path, { method: "POST", body: JSON.stringify({ body: text }) })
+        .then(() => { form.elements.body.value = ""; return load(); }).catch((e) => showError(e.message));
+    });
+    return load;
+  }
+
   async function studyPage() {
     const id = document.body.dataset.studyId;
     const C = charts();
-    const view = { study: null, table: null, lb: null, curves: new Map(), picked: new Set(), importanceKey: null, importanceAt: 0, metricPicked: false };
+    const view = { study: null, table: null, lb: null, best: [], curves: new Map(), picked: new Set(), importanceKey: null, importanceAt: 0, metricPicked: false, ensemble: undefined };
     const open = (n) => { location.href = trialUrl(id, n); };
     const table = trialsTable(id, $("#trials"), $("#more-trials"), $("#trials-count"));
+    const lazy = lazyCharts();
 
     const metrics = () => view.study.metrics;
     const directions = () => view.study.directions;
@@ -278,13 +365,17 @@
       if (multi) {
         const { front } = C.paretoFront(view.table.trials, s.directions);
         cards.push(card("Pareto front", `${front.length} trial${front.length === 1 ? "" : "s"}`));
-        s.metrics.forEach((m, i) => {
-          const best = C.bestSoFar(view.table.trials, s.directions[i], i);
-          cards.push(card(`best ${m}`, best.y.length ? fmt(best.y[best.y.length - 1]) : "-"));
-        });
+        s.metrics.forEach((m, i) => cards.push(card(`best ${m}`, fmt(view.best[i].best))));
       } else {
         const best = s.best_trial;
         cards.push(card("best", best ? `${fmt(best.value)} (#${best.number})` : "-"));
+        const e = view.ensemble;
+        if (e) {
+          const gain = e.gain === null || e.gain === undefined ? "" : ` (${e.gain >= 0 ? "+" : ""}${fmt(e.gain)} over #${e.members[0]}'s ${fmt(e.best_single_value)})`;
+          const shown = e.state === "complete" ? `${fmt(e.value)}${gain}` : e.state === "failed" ? `failed: ${e.error || ""}` : e.state;
+          cards.push(el("div", { class: "card", id: "ensemble-card" }, el("div", { class: "k" }, `ensemble of top ${e.k}`),
+            el("div", { class: `v ${e.state === "failed" ? "no" : ""}` }, shown)));
+        }
       }
       cards.push(
         card("finished / budget", budget ? `${done} / ${budget}` : String(done)),
@@ -293,17 +384,25 @@
         card("standard", s.standard || "-"),
         card("created", when(s.created_at)),
         ...(s.finished_at ? [card("finished", when(s.finished_at))] : []),
+        ...(s.stop_reason ? [el("div", { class: "card", id: "stop-reason" }, el("div", { class: "k" }, "stopped because"), el("div", { class: "v" }, s.stop_reason))] : []),
+        ...(s.parent_id ? [el("div", { class: "card" }, el("div", { class: "k" }, "cloned from"),
+          el("div", { class: "v" }, el("a", { id: "parent-link", href: `/ui/studies/${s.parent_id}` }, `study #${s.parent_id}`)))] : []),
         ...(s.error ? [card("error", s.error, "no")] : []),
         ...(s.override_reason ? [card("override", s.override_reason)] : []));
       $("#summary").replaceChildren(...cards);
-      $("#cancel").hidden = FINISHED_STUDY.has(s.state) || s.state === "cancelling";
+      $("#cancel").hidden = !view.canWrite || FINISHED_STUDY.has(s.state) || s.state === "cancelling";
+      $("#ensemble-form").hidden = !view.canWrite || multi || s.counts.complete < 2;
       $("#study-title").textContent = `${s.name} (#${s.id})`;
     }
 
+    const readBoard = () => api(`/studies/${id}/leaderboard${query({ limit: 20, accepted_only: $("#accepted-only").checked })}`);
     async function board() {
-      const lb = await api(`/studies/${id}/leaderboard${query({ limit: 20, accepted_only: $("#accepted-only").checked })}`);
-      view.lb = lb;
-      const ms = metrics();
+      view.lb = await readBoard();
+      renderBoard();
+    }
+
+    function renderBoard() {
+      const lb = view.lb, ms = metrics();
       $("#leaderboard thead").replaceChildren(el("tr", {}, ["rank", "trial", ...ms, "accepted", "epochs", "params"].map((h) => el("th", {}, h))));
       $("#leaderboard tbody").replaceChildren(...lb.items.map((r) => el("tr", {},
         el("td", { class: "num" }, r.rank),
@@ -341,33 +440,39 @@
       setOptions(select, ordered.map((n) => [n, n]), keep || metrics()[0]);
       if (!view.metricPicked && ordered.includes(metrics()[0])) select.value = metrics()[0];
       const series = [...view.curves.entries()].sort((a, b) => a[0] - b[0]).map(([n, c]) => [n, c.steps]);
-      C.curves($("#chart-curves"), series, select.value, open);
+      lazy.draw($("#chart-curves"), () => C.curves($("#chart-curves"), series, select.value, open));
     }
 
     function drawTrialCharts() {
       const ms = metrics(), ds = directions(), trials = view.table.trials, names = view.table.param_names, o = objective();
-      C.history($("#chart-history"), trials, ms, ds, open);
+      const best = view.best;
+      lazy.draw($("#chart-history"), () => C.history($("#chart-history"), trials, ms, ds, best, open));
       if (ms.length > 1) {
         $("#pareto-panel").hidden = false;
         const options = ms.map((m, i) => [i, m]);
         setOptions($("#pareto-x"), options, 0);
         setOptions($("#pareto-y"), options, 1);
-        C.pareto($("#chart-pareto"), trials, ms, ds, Number($("#pareto-x").value), Number($("#pareto-y").value), open);
+        const x = Number($("#pareto-x").value), y = Number($("#pareto-y").value);
+        lazy.draw($("#chart-pareto"), () => C.pareto($("#chart-pareto"), trials, ms, ds, x, y, open));
       }
-      C.parallel($("#chart-parallel"), trials, names, space(), ms, ds, o);
-      C.slice($("#chart-slice"), trials, names, space(), ms, ds, o, open);
+      lazy.draw($("#chart-parallel"), () => {
+        const shown = C.parallel($("#chart-parallel"), trials, names, space(), ms, ds, o);
+        $("#parallel-note").textContent = shown && shown.shown < shown.of ? `the best ${shown.shown / 2} and an even sample of the others: ${shown.shown} of ${shown.of} trials` : "";
+      });
+      lazy.draw($("#chart-slice"), () => C.slice($("#chart-slice"), trials, names, space(), ms, ds, o, open));
       const imp = Object.keys((view.importance || {}).importances || {});
       const ranked = [...imp.filter((n) => names.includes(n)), ...names.filter((n) => !imp.includes(n))];
       setOptions($("#contour-x"), names.map((n) => [n, n]), ranked[0]);
       setOptions($("#contour-y"), names.map((n) => [n, n]), ranked.find((n) => n !== $("#contour-x").value));
-      C.contour($("#chart-contour"), trials, $("#contour-x").value, $("#contour-y").value, space(), ms, ds, o, open);
-      C.edf($("#chart-edf"), trials, ms, ds);
-      C.timeline($("#chart-timeline"), trials, open);
+      const cx = $("#contour-x").value, cy = $("#contour-y").value;
+      lazy.draw($("#chart-contour"), () => C.contour($("#chart-contour"), trials, cx, cy, space(), ms, ds, o, open));
+      lazy.draw($("#chart-edf"), () => C.edf($("#chart-edf"), trials, ms, ds));
+      lazy.draw($("#chart-timeline"), () => C.timeline($("#chart-timeline"), trials, open));
     }
 
     // Importance again when the complete trials (or the choice of evaluator or objective)
     // changed; at most every 5 s while the study runs, and once more when it has finished.
-    // It can take a while, so nothing waits for it, and one request is in flight at a time.
+    // Nothing waits for it, and one request is in flight at a time.
     let importanceTimer = null, importanceBusy = null;
     function importance(force) {
       if (importanceBusy) { importanceBusy.then(() => importance(force)); return importanceBusy; }
@@ -387,38 +492,101 @@
       importanceBusy = api(`/studies/${id}/importance${query({ evaluator, objective: metrics().length > 1 ? o : "" })}`).then((imp) => {
         view.importance = imp;
         $("#importance-note").textContent = imp.n_trials ? `${imp.evaluator} over ${imp.n_trials} complete trials (${imp.metric})` : "";
-        C.importance($("#chart-importance"), imp.importances, imp.reason);
+        $("#chart-importance").dataset.evaluator = imp.evaluator;
+        lazy.draw($("#chart-importance"), () => C.importance($("#chart-importance"), imp.importances, imp.reason));
       }).catch((e) => showError(e.message)).finally(() => { importanceBusy = null; });
       return importanceBusy;
     }
 
-    async function refreshAll() {
-      const [study, tableData] = await Promise.all([api(`/studies/${id}`), trialTable(id)]);
+    async function ensemble() {
+      if (metrics().length > 1) return;
+      const e = await api(`/studies/${id}/ensemble`).catch((err) => { if (err.status === 404) return null; throw err; });
+      view.ensemble = e;
+      summary();
+      if (e && (e.state === "pending" || e.state === "running")) setTimeout(() => ensemble().catch((err) => showError(err.message)), 2000);
+    }
+
+    // The trials table, re-read from the oldest trial that can still change: finished trials
+    // keep their values, so only the running and waiting ones and those after them are asked
+    // for again (``full`` reads every trial: verdicts still pending can settle after the end).
+    async function readTrials(full) {
+      const known = view.table ? view.table.trials : [];
+      let from = 0;
+      if (!full && known.length) {
+        const open_ = known.find((t) => !FINISHED_TRIAL.has(t.state));
+        from = open_ ? open_.number : known[known.length - 1].number + 1;
+      }
+      const fresh = await trialTable(id, from);
+      if (!view.table || from === 0) return { ...fresh, changed: true };
+      const kept = known.filter((t) => t.number < from);
+      const old = known.filter((t) => t.number >= from);
+      const changed = JSON.stringify(old) !== JSON.stringify(fresh.trials);
+      const names = [...view.table.param_names, ...fresh.param_names.filter((n) => !view.table.param_names.includes(n))];
+      return { ...fresh, param_names: names, trials: kept.concat(fresh.trials), changed };
+    }
+
+    async function refreshAll(full) {
+      const [study, tableData, lb] = await Promise.all([api(`/studies/${id}`), readTrials(full), readBoard()]);
       view.study = study;
       view.table = tableData;
+      view.lb = lb;
       if (metrics().length > 1) setOptions($("#objective"), metrics().map((m, i) => [i, m]), 0);
+      if (tableData.changed) view.best = C.bestSoFar(tableData.trials, directions());
       summary();
-      await board();
-      table.update(metrics(), view.table.param_names, view.table.trials);
-      drawTrialCharts();
+      renderBoard();
       importance(false);
+      if (tableData.changed) {
+        table.update(metrics(), view.table.param_names, view.table.trials);
+        drawTrialCharts();
+      }
       await refreshCurves();
     }
 
-    // One refresh at a time; events that arrive meanwhile ask for one more.
-    let running = null, again = false;
-    function refresh() {
+    // One refresh at a time, and at most one a second: events that arrive meanwhile ask for
+    // one more.
+    let running = null, again = false, wantFull = false, lastRefresh = 0, timer = null;
+    function refresh(full) {
+      wantFull = wantFull || !!full;
       if (running) { again = true; return running; }
-      running = (async () => { do { again = false; await refreshAll(); } while (again); })().finally(() => { running = null; });
+      running = (async () => {
+        do {
+          again = false;
+          const f = wantFull;
+          wantFull = false;
+          lastRefresh = Date.now();
+          await refreshAll(f);
+        } while (again);
+      })().finally(() => { running = null; });
       return running;
     }
+    function refreshSoon(full) {
+      wantFull = wantFull || !!full;
+      if (timer) return;
+      timer = setTimeout(() => { timer = null; refresh().catch((e) => showError(e.message)); }, Math.max(0, lastRefresh + 1000 - Date.now()));
+    }
 
-    await refreshAll();
+    const loading = refresh(true);
+    view.canWrite = ROLE_RANK[await whoamiRole] >= ROLE_RANK.member;
+    const notes = notesPanel($("#notes"), `/studies/${id}/notes`, id, view.canWrite);
+    await Promise.all([loading, notes()]);
+    summary();
+    ensemble().catch((e) => showError(e.message));
+    // Ready once every chart has been drawn with the first data (those below the fold too).
+    (async () => { await C.loaded; await importanceBusy; await lazy.idle(); pageReady(); })().catch((e) => showError(e.message));
     $("#spec").textContent = JSON.stringify(view.study.spec, null, 2);
     if (metrics().length > 1) {
       $("#objective-row").hidden = false;
     }
     const guard = (f) => () => Promise.resolve(f()).catch((e) => showError(e.message));
+    for (const [sel, fmtName] of [["#export-csv", "csv"], ["#export-parquet", "parquet"]]) {
+      $(sel).addEventListener("click", (ev) => { ev.preventDefault(); download(`/studies/${id}/trials/export?format=${fmtName}`).catch((e) => showError(e.message)); });
+    }
+    $("#ensemble-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const k = Number($("#ensemble-k").value);
+      api(`/studies/${id}/ensemble`, { method: "POST", body: JSON.stringify({ k }) })
+        .then((e) => { view.ensemble = e; summary(); return ensemble(); }).catch((e) => showError(e.message));
+    });
     $("#accepted-only").addEventListener("change", guard(async () => { await board(); await refreshCurves(); }));
     $("#curve-metric").addEventListener("change", () => { view.metricPicked = true; drawCurves(); });
     $("#evaluator").addEventListener("change", () => importance(true));
@@ -432,23 +600,27 @@
     }));
 
     if (FINISHED_STUDY.has(view.study.state)) return;
-    // Live: every event refreshes the page's data; the stream is reopened until the study
-    // has finished (it closes by itself after a while), and running curves are re-read
-    // every few seconds in between.
+    // Live: events ask for a refresh (at most one a second); the stream is reopened until the
+    // study has finished (it closes by itself after a while), and running curves are re-read
+    // every few seconds in between. The end reads every trial once more.
     $("#live").hidden = false;
     const ticker = setInterval(() => { if (view.table.trials.some((t) => t.state === "running")) refreshCurves().catch(() => {}); }, 5000);
     try {
       while (!FINISHED_STUDY.has(view.study.state)) {
         try {
-          await follow(`/studies/${id}/events`, async (event) => { if (event === "progress" || event === "end") await refresh(); });
+          await follow(`/studies/${id}/events`, async (event) => {
+            if (event === "end") await refresh(true);
+            else if (event === "progress") refreshSoon();
+          });
         } catch (e) {
           showError(e.message);
           await sleep(2000);
         }
-        await refresh();
+        await refresh(true);
       }
     } finally {
       clearInterval(ticker);
+      clearTimeout(timer);
       $("#live").hidden = true;
     }
   }
@@ -518,6 +690,9 @@
       ["started", when(trial.datetime_start)], ["finished", when(trial.datetime_complete)], ["last heartbeat", when(trial.heartbeat_at)],
       ["user attributes", Object.keys(trial.user_attrs || {}).length ? JSON.stringify(trial.user_attrs) : null]];
     $("#trial-run tbody").replaceChildren(...run.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: "wrap" }, fmt(v)))));
+
+    const canWrite = ROLE_RANK[await whoamiRole] >= ROLE_RANK.member;
+    await notesPanel($("#notes"), `/studies/${id}/trials/${number}/notes`, id, canWrite)();
   }
 
   async function comparePage() {
@@ -546,7 +721,7 @@
         el("td", { class: "num" }, b ? el("a", { href: trialUrl(s.id, b.number) }, `#${b.number}`) : "-"),
         el("td", {}, `${s.counts.complete} / ${s.counts.pruned} / ${s.counts.fail}`), el("td", {}, b ? params(b.params) : "-"));
     }));
-    const series = loaded.map(({ study: s, trials }) => ({ name: `${s.name} (#${s.id}) ${s.metrics[0]}`, ...C.bestSoFar(trials, s.directions[0], 0) }));
+    const series = loaded.map(({ study: s, trials }) => ({ name: `${s.name} (#${s.id}) ${s.metrics[0]}`, ...C.bestSoFar(trials, s.directions)[0] }));
     const metricNames = new Set(loaded.map(({ study: s }) => s.metrics[0]));
     C.overlay($("#chart-compare"), series, metricNames.size === 1 ? `best ${[...metricNames][0]}` : "best so far (first objective)");
   }
@@ -636,16 +811,36 @@
       $("#diff-summary").textContent = JSON.stringify(d, null, 2);
     }
     form.addEventListener("submit", (ev) => { ev.preventDefault(); compare().catch((e) => showError(e.message)); });
-    await compare();
+    await Promise.all([compare(), usage(name)]);
+  }
+
+  // How the standard has been used: per version its studies and trials, and per criterion
+  // how many judged trials passed, failed or still wait for evidence.
+  async function usage(name) {
+    const u = await api(`/standards/${name}/usage`);
+    const best = (v) => (v.best_accepted.length ? v.best_accepted.map((b) => el("div", {},
+      `${b.metric} ${fmt(b.value)} - `, el("a", { href: trialUrl(b.study_id, b.trial_number) }, `${b.study_name} #${b.trial_number}`))) : "-");
+    $("#usage tbody").replaceChildren(...(u.versions.length ? u.versions.map((v) => el("tr", { "data-version": v.version },
+      el("td", { class: "num" }, `v${v.version}`), el("td", {}, v.status),
+      el("td", { class: "num" }, v.studies_total), el("td", { class: "num" }, v.overrides),
+      el("td", { class: "num yes" }, v.trials.accepted), el("td", { class: "num no" }, v.trials.rejected),
+      el("td", { class: "num" }, v.trials.pending), el("td", {}, best(v))))
+      : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No study uses this standard yet."))]));
+    const rows = u.versions.flatMap((v) => v.criteria.map((c) => el("tr", { "data-version": v.version },
+      el("td", { class: "num" }, `v${v.version}`), el("td", {}, c.kind), el("td", {}, c.metric), el("td", {}, `${c.op} ${fmt(c.threshold)}`),
+      el("td", { class: "num yes" }, c.passed), el("td", { class: "num no" }, c.failed), el("td", { class: "num" }, c.pending))));
+    $("#usage-criteria tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No judged trials yet."))]));
   }
 
   const pages = { studies: studiesPage, study: studyPage, trial: trialPage, compare: comparePage, leaderboard: leaderboardPage, standards: standardsPage, standard: standardPage };
 
   (async () => {
     try {
-      if (!(await keyBar())) { showError("Paste an API key above (tuneboard team create prints one)."); return; }
+      if (!keyBar()) { showError("Paste an API key above (tuneboard team create prints one)."); return; }
       const page = pages[document.body.dataset.page];
       if (page) await page();
+      if (page !== studyPage) pageReady();
+      await whoamiRole;
     } catch (e) {
       showError(e.message);
     }

@@ -35,7 +35,17 @@
 
   const clickable = new WeakSet(); // containers whose click handler is bound
 
+  // plotly.js loads asynchronously (the page fetches its data meanwhile); a draw asked for
+  // before it has loaded waits for it, and is dropped if the container was redrawn since.
+  const plotlyScript = document.getElementById("plotly-js");
+  const plotlyLoaded = window.Plotly || !plotlyScript ? Promise.resolve() : new Promise((resolve, reject) => {
+    plotlyScript.addEventListener("load", resolve);
+    plotlyScript.addEventListener("error", () => reject(new Error("plotly.js did not load")));
+  });
+  const latest = new WeakMap(); // container -> the newest draw asked for
+
   function empty(container, message) {
+    latest.delete(container);
     if (drawn.has(container)) window.Plotly.purge(container);
     drawn.delete(container);
     clickable.delete(container);
@@ -59,6 +69,12 @@
   }) : null;
 
   function draw(container, traces, layout, onClick) {
+    if (!window.Plotly) {
+      const token = {};
+      latest.set(container, token);
+      return plotlyLoaded.then(() => { if (latest.get(container) === token) return draw(container, traces, layout, onClick); });
+    }
+    latest.delete(container);
     if (!drawn.has(container)) {
       container.textContent = "";
       if (resizer) resizer.observe(container);
@@ -78,8 +94,11 @@
   }
 
   const title = (text) => ({ text });
-  // Past a few thousand markers SVG gets slow; WebGL draws 10,000 trials at once.
-  const scatter = (n) => (n > 2000 ? "scattergl" : "scatter");
+  // Past a thousand markers SVG gets slow; WebGL draws 10,000 trials at once.
+  const scatter = (n) => (n > 1000 ? "scattergl" : "scatter");
+  // Parallel coordinates draw a line per trial; past this many, the best half of the cap and
+  // an even sample of the rest are drawn.
+  const PARALLEL_MAX = 1000;
   // Whole-number axes (trials, epochs) with few values get a tick per value, not 0.5 steps.
   const integerTicks = (values) => (values.length && Math.max(...values) - Math.min(...values) <= 12 ? { dtick: 1 } : {});
   const dirWord = (d) => (d === "maximize" ? "max" : "min");
@@ -97,21 +116,19 @@
     return { categorical: false, log: !!s.log };
   }
 
-  // Optimisation history: each objective's values by trial number, with the best so far.
-  function history(container, trials, metrics, directions, onClick) {
+  // Optimisation history: each objective's values by trial number, with the best so far
+  // (``bests`` from bestSoFar: its step line needs only the points where the best changed).
+  function history(container, trials, metrics, directions, bests, onClick) {
     const done = trials.filter((t) => t.state === "complete" && t.values);
     if (!done.length) return empty(container, "No complete trials yet.");
     const traces = [], layout = { height: 300 * metrics.length, showlegend: true };
     metrics.forEach((metric, i) => {
       const axis = i ? String(i + 1) : "";
       const pts = done.filter((t) => finite(t.values[i]));
-      const isBetter = better(directions[i]);
-      let best = null;
-      const bestY = pts.map((t) => (best = best === null || isBetter(t.values[i], best) ? t.values[i] : best));
       traces.push({ type: scatter(pts.length), mode: "markers", name: metric, x: pts.map((t) => t.number), y: pts.map((t) => t.values[i]),
         customdata: pts.map((t) => t.number), xaxis: "x" + axis, yaxis: "y" + axis,
         hovertemplate: `trial %{x}<br>${metric} %{y}<extra></extra>` });
-      traces.push({ type: "scatter", mode: "lines", name: `best ${metric}`, x: pts.map((t) => t.number), y: bestY,
+      traces.push({ type: "scatter", mode: "lines", name: `best ${metric}`, x: bests[i].x, y: bests[i].y,
         line: { shape: "hv", width: 2 }, xaxis: "x" + axis, yaxis: "y" + axis, hoverinfo: "skip" });
       layout["yaxis" + axis] = { title: title(label(metrics, directions, i)) };
       layout["xaxis" + axis] = { title: title("trial"), matches: i ? "x" : undefined, ...integerTicks(done.map((t) => t.number)) };
@@ -133,8 +150,9 @@
 
   // Parallel coordinates over the complete trials that have every parameter.
   function parallel(container, trials, names, space, metrics, directions, objective) {
-    const done = trials.filter((t) => t.state === "complete" && t.values && finite(t.values[objective]) && names.every((n) => t.params[n] !== null && t.params[n] !== undefined));
-    if (!done.length || !names.length) return empty(container, "No complete trials with parameters yet.");
+    const all = trials.filter((t) => t.state === "complete" && t.values && finite(t.values[objective]) && names.every((n) => t.params[n] !== null && t.params[n] !== undefined));
+    if (!all.length || !names.length) return empty(container, "No complete trials with parameters yet.");
+    const done = sample(all, objective, directions[objective], PARALLEL_MAX);
     const dims = names.map((name) => {
       const values = done.map((t) => t.params[name]);
       const kind = paramKind(name, space, values);
@@ -156,6 +174,19 @@
     draw(container, [{ type: "parcoords", dimensions: dims, labelfont: { color: css_ }, tickfont: { color: css_ }, rangefont: { color: css_ },
       line: { color: y, colorscale: "Viridis", reversescale: directions[objective] === "minimize", showscale: true, colorbar: { title: title(metrics[objective]) } } }],
     { height: 380, margin: { l: 70, r: 70, t: 40, b: 30 } });
+    return { shown: done.length, of: all.length };
+  }
+
+  // At most ``cap`` of the trials, in their order: the best cap/2 by the objective and an even
+  // spread of the others.
+  function sample(trials, objective, direction, cap) {
+    if (trials.length <= cap) return trials;
+    const sign = direction === "maximize" ? -1 : 1;
+    const ranked = [...trials].sort((a, b) => sign * (a.values[objective] - b.values[objective]));
+    const keep = new Set(ranked.slice(0, cap / 2));
+    const rest = ranked.slice(cap / 2), step = rest.length / (cap - keep.size);
+    for (let k = 0; k < cap - cap / 2; k++) keep.add(rest[Math.floor(k * step)]);
+    return trials.filter((t) => keep.has(t));
   }
 
   // Slice: the objective against each parameter, one panel per parameter.
@@ -261,7 +292,7 @@
     }
     const width = Math.max(2, Math.min(12, 300 / started.length));
     const traces = [...byState.entries()].map(([state, seg]) => ({
-      type: "scatter", mode: "lines", name: state, ...seg, connectgaps: false,
+      type: scatter(started.length), mode: "lines", name: state, ...seg, connectgaps: false,
       line: { color: STATE_COLORS[state] || "#6b7280", width },
       hovertemplate: `trial %{customdata} (${state})<br>%{x}<extra></extra>`,
     }));
@@ -325,17 +356,24 @@
     draw(container, traces, { height: 400, xaxis: { title: title("trial") }, yaxis: { title: title(yTitle) } }, onClick);
   }
 
-  function bestSoFar(trials, direction, objective) {
-    const isBetter = better(direction);
-    const x = [], y = [];
-    let best = null;
+  // Best so far of every objective, in one pass over the trials (by number): per objective
+  // the points where the best changed and the last complete trial, which is all a step line
+  // (shape "hv") needs; ``best`` is the final best value, or null.
+  function bestSoFar(trials, directions) {
+    const tests = directions.map(better);
+    const out = directions.map(() => ({ x: [], y: [], best: null, last: null }));
     for (const t of trials) {
-      if (t.state !== "complete" || !t.values || !finite(t.values[objective])) continue;
-      best = best === null || isBetter(t.values[objective], best) ? t.values[objective] : best;
-      x.push(t.number); y.push(best);
+      if (t.state !== "complete" || !t.values) continue;
+      for (let i = 0; i < out.length; i++) {
+        const v = t.values[i], o = out[i];
+        if (!finite(v)) continue;
+        o.last = t.number;
+        if (o.best === null || tests[i](v, o.best)) { o.best = v; o.x.push(t.number); o.y.push(v); }
+      }
     }
-    return { x, y };
+    for (const o of out) if (o.last !== null && o.x[o.x.length - 1] !== o.last) { o.x.push(o.last); o.y.push(o.best); }
+    return out;
   }
 
-  window.TuneboardCharts = { history, curves, parallel, slice, contour, edf, timeline, pareto, paretoFront, importance, metricCurve, overlay, bestSoFar, empty };
+  window.TuneboardCharts = { history, curves, parallel, slice, contour, edf, timeline, pareto, paretoFront, importance, metricCurve, overlay, bestSoFar, empty, loaded: plotlyLoaded };
 })();

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,7 +49,7 @@ def multi_objective(server: str, team: Team, db_url: str) -> int:
 
 def test_plotly_is_served_from_the_package_with_caching(server: str) -> None:
     page = httpx.get(f"{server}/ui/studies/1")
-    src = page.text.split('<script src="/ui/vendor/plotly-', 1)[1].split('"', 1)[0]
+    src = page.text.split('src="/ui/vendor/plotly-', 1)[1].split('"', 1)[0]
     js = httpx.get(f"{server}/ui/vendor/plotly-{src}", headers={"Accept-Encoding": "gzip"})
     assert js.status_code == 200 and "immutable" in js.headers["cache-control"]
     assert js.headers["content-encoding"] == "gzip" and "plotly" in js.text[:2000].lower()
@@ -233,4 +235,112 @@ def test_running_study_updates_live(
     assert t.chart_points("curves") == 3 + 2 + 2
     assert page.locator("#trials .trial-state", has_text="running").count() == 0
     t.screenshot("study-live-finished")
+    assert t.errors == []
+
+
+def test_notes_on_the_study_and_trial_pages(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    study_id, numbers = single_objective(server, team, db_url, n=3)
+    post(server, team, f"/studies/{study_id}/notes", {"body": "lr above 0.01 diverges"})
+    post(server, team, f"/studies/{study_id}/trials/{numbers[1]}/notes", {"body": "the best"})
+
+    viewer: Tab = tab()
+    page = viewer.open(f"/ui/studies/{study_id}")
+    page.wait_for_selector("#notes .note")
+    listed = page.locator("#notes .note").all_inner_texts()
+    assert len(listed) == 2 and "the best" in listed[0] and f"trial #{numbers[1]}" in listed[0]
+    assert "lr above 0.01 diverges" in listed[1]
+    assert page.locator("#notes .note-form").is_hidden()  # viewers read, members write
+
+    member: Tab = tab(role="member")
+    page = member.open(f"/ui/studies/{study_id}")
+    page.wait_for_selector("#notes .note-form:not([hidden])")
+    page.fill("#notes textarea", "try a wider hidden layer")
+    page.click("#notes .note-form button")
+    page.wait_for_function("document.querySelectorAll('#notes .note').length === 3")
+    assert "try a wider hidden layer" in page.locator("#notes .note").first.inner_text()
+    stored = get(server, team, f"/studies/{study_id}/notes")["items"]
+    assert stored[0]["body"] == "try a wider hidden layer" and stored[0]["trial_number"] is None
+
+    page = member.open(f"/ui/studies/{study_id}/trials/{numbers[1]}")
+    page.wait_for_selector("#notes .note")
+    assert page.locator("#notes .note").all_inner_texts()[0].endswith("the best")
+    page.fill("#notes textarea", "rerun with seed 2")
+    page.click("#notes .note-form button")
+    page.wait_for_function("document.querySelectorAll('#notes .note').length === 2")
+    trial_notes = get(server, team, f"/studies/{study_id}/trials/{numbers[1]}/notes")["items"]
+    assert [n["body"] for n in trial_notes] == ["rerun with seed 2", "the best"]
+    member.screenshot("trial-notes")
+    assert viewer.errors == [] and member.errors == []
+
+
+def test_export_link_downloads_the_trials(
+    server: str, team: Team, db_url: str, tab: Any, tmp_path: Path
+) -> None:
+    study_id, numbers = single_objective(server, team, db_url)
+    t: Tab = tab()
+    page = t.open(f"/ui/studies/{study_id}")
+    page.wait_for_selector("body[data-ready]")
+    with page.expect_download() as info:
+        page.click("#export-csv")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.suffix == ".csv"
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["number"]) for r in rows] == numbers
+    assert {"val_accuracy", "param_lr", "param_optimizer", "state"} <= set(rows[0])
+    assert [r["state"] for r in rows] == ["complete", "complete", "pruned", "complete", "fail",
+                                          "complete"]
+    assert float(rows[3]["val_accuracy"]) == pytest.approx(0.99)
+    with page.expect_download() as info:
+        page.click("#export-parquet")
+    assert info.value.suggested_filename.endswith(".parquet")
+    assert t.errors == []
+
+
+def test_importance_selector_switches_the_evaluator(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    study_id, _ = single_objective(server, team, db_url)
+    t: Tab = tab()
+    page = t.open(f"/ui/studies/{study_id}")
+    t.wait_charts("importance")
+    chart = page.locator("#chart-importance")
+    assert chart.get_attribute("data-evaluator") == "ped_anova"  # the fast default
+    assert "ped_anova over 4 complete trials" in page.locator("#importance-note").inner_text()
+    for evaluator in ("fanova", "mean_decrease_impurity"):
+        page.select_option("#evaluator", evaluator)
+        page.wait_for_function(
+            f"document.querySelector('#chart-importance').dataset.evaluator === '{evaluator}'",
+            timeout=30_000)
+        assert page.locator("#importance-note").inner_text().startswith(evaluator)
+    assert t.errors == []
+
+
+def test_standard_page_shows_its_usage(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    study_id, _ = single_objective(server, team, db_url)
+    usage = get(server, team, f"/standards/{NAME}/usage")
+    t: Tab = tab()
+    page = t.open(f"/ui/standards/{NAME}")
+    page.wait_for_selector("#usage tbody tr[data-version]")
+    rows = page.locator("#usage tbody tr[data-version]")
+    assert rows.count() == len(usage["versions"])
+    first = usage["versions"][0]
+    cells = rows.first.locator("td").all_inner_texts()
+    assert cells[0] == f"v{first['version']}"
+    assert cells[2:7] == [str(first["studies_total"]), str(first["overrides"]),
+                          str(first["trials"]["accepted"]), str(first["trials"]["rejected"]),
+                          str(first["trials"]["pending"])]
+    assert first["trials"]["accepted"] > 0 and f"#{first['best_accepted'][0]['trial_number']}" in (
+        cells[7])
+    criteria = page.locator("#usage-criteria tbody tr[data-version]").all_inner_texts()
+    assert len(criteria) == len(first["criteria"]) == 2
+    assert "val_accuracy" in criteria[0] and "generalization_gap" in criteria[1]
+    assert page.locator(f'#usage a[href="/ui/studies/{study_id}/trials/'
+                        f'{first["best_accepted"][0]["trial_number"]}"]').count() == 1
+    t.screenshot("standard-usage")
     assert t.errors == []

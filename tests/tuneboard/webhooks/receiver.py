@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.live_server import free_port
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,7 @@ class Receiver:
 
     @classmethod
     def on_free_port(cls) -> Receiver:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        return cls(port)
+        return cls(free_port())
 
     @property
     def url(self) -> str:

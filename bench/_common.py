@@ -1,0 +1,109 @@
+"""What several benchmarks share: the digits MLP task run in process, a live API server, and
+latency percentiles. (The benchmarks run as ``python bench/<name>.py``, so this folder is on
+``sys.path`` and they import this as ``_common``.)"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import optuna
+
+from tuneboard.objective import TrialContext
+from tuneboard.optimization import suggest_params
+from tuneboard.spec import StudySpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --- The digits MLP, through Tuneboard's built-in trainer in this process -------------------
+
+DIGITS_OBJECTIVE: dict[str, Any] = {
+    "builtin": "classifier", "dataset": "digits", "model": "mlp",
+    "metric": "val_accuracy", "direction": "maximize",
+    "validation": {"fraction": 0.2, "stratify": True, "seed": 0},
+}
+DIGITS_SPACE: dict[str, Any] = {
+    "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "adam", "adamw"]},
+    "batch_size": {"type": "int", "low": 16, "high": 128, "log": True},
+    "hidden": {"type": "int", "low": 32, "high": 256, "step": 32},
+    "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+}
+
+
+def trial_context(
+    spec: StudySpec,
+    trial: optuna.Trial,
+    workdir: Path,
+    reporter: Callable[[int, Any], None],
+) -> TrialContext:
+    """The built-in trainer's context for ``trial``, as a worker builds it but with no early
+    stopping: the sampler's params (and the spec's fixed ones), on CPU, seeded by the number."""
+    return TrialContext(
+        params={**suggest_params(trial, spec.search_space), **spec.fixed},
+        device="cpu",
+        checkpoint_dir=workdir / str(trial.number),
+        config={"objective": spec.objective.model_dump(mode="json"), "early_stopping": None,
+                "callbacks": spec.callbacks.model_dump(mode="json")},
+        seed=trial.number,
+        trial_number=trial.number,
+        reporter=reporter,
+    )
+
+
+# --- A live API server ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_api(
+    database_url: str, port: int, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``uvicorn api.main:app``, one process, on ``port`` over ``database_url``, with the rate
+    limits out of a benchmark's way and ``env`` on top; returns once ``/healthz`` answers."""
+    environ = {
+        **os.environ,
+        "TUNEBOARD_DATABASE_URL": database_url,
+        "TUNEBOARD_BROKER_URL": "redis://127.0.0.1:6379/14",
+        "TUNEBOARD_RATE_LIMIT_PER_KEY": "10000000/minute",
+        "TUNEBOARD_RATE_LIMIT_PER_ADDRESS": "10000000/minute",
+        **(env or {}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=environ,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("the API did not start")
+        time.sleep(0.1)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """p50, p95 and max of some latencies."""
+    ordered = sorted(samples_ms)
+    return {
+        "p50": statistics.median(ordered),
+        "p95": ordered[int(0.95 * (len(ordered) - 1))],
+        "max": ordered[-1],
+    }
