@@ -3,10 +3,12 @@
 The task of ``bench/pruning.py`` (an MLP on digits, 40 trials of at most 30 epochs, TPE and
 Hyperband): once submitted over HTTP to the API with one Celery worker on the embedded default
 (SQLite + SQLAlchemy broker) or PostgreSQL + Redis, then as plain ``study.optimize`` in this
-process (the peer) under the service study's Optuna name: Hyperband's brackets hash the study
-name, so both prune by the same brackets (the samplers still draw different parameters, so the
-epochs trained differ a little). Prints both wall times, epochs and best values, their ratio
-(the target: the service within 1.2x of in-process Optuna) and the ratio per epoch trained.
+process (the peer, an in-memory study) that replays the service's trials: the same study name
+(Hyperband's brackets hash it), each trial's parameters enqueued (``enqueue_trial``) and its
+training seeded with the service trial's seed. Both sides then train the same trials and prune
+them alike, so the wall ratio is the service's overhead alone (left out of the peer: TPE's own
+sampling, a few milliseconds a trial). Prints both wall times, epochs and best values and their
+ratio (the target: the service within 1.2x of in-process Optuna).
 
 Then where a trial's time went, per trial, on both sides: the built-in trainer's spans
 (``TrialContext.span``: data loading, model build, the epochs, the reports with the pruner's
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import random
 import re
 import tempfile
 import time
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import optuna
 import sqlalchemy as sa
 import torch
@@ -68,6 +72,7 @@ def service_run(
         wall = time.perf_counter() - start
         trials = httpx.get(f"{service.url}/api/v1/studies/{study_id}/trials?limit=500",
                            headers=auth).json()["items"]
+        trials.sort(key=lambda t: t["number"])
         worker_log = service.logs["worker"].read_text(errors="replace")
         if keep_log is not None:
             keep_log.write_text(worker_log)
@@ -86,15 +91,18 @@ def service_run(
             "pruned": study["counts"]["pruned"],
             "state": study["state"] == "completed",
             "optuna_name": optuna_name,
+            "replay": [(t["params"], int(t["seed"] or 0)) for t in trials],
         }
     finally:
         service.stop_all()
         dbs.drop()
 
 
-def local_run(spec: StudySpec, study_name: str, workdir: Path) -> dict[str, Any]:
-    """Plain ``study.optimize`` in memory, the built-in trainer as the objective, summing the
-    trainer's spans over the trials."""
+def local_run(
+    spec: StudySpec, study_name: str, replay: list[tuple[dict[str, Any], int]], workdir: Path
+) -> dict[str, Any]:
+    """Plain ``study.optimize`` in memory, the built-in trainer as the objective, on the
+    ``replay``'s parameters and seeds in order, summing the trainer's spans over the trials."""
     objective_fn = load_objective(spec.objective.model_dump(mode="json"))
     metric = spec.metrics[0]
     epochs = 0
@@ -109,6 +117,10 @@ def local_run(spec: StudySpec, study_name: str, workdir: Path) -> dict[str, Any]
                 raise TrialPruned(f"pruned at epoch {step}")
 
         ctx = trial_context(spec, trial, workdir, reporter)
+        ctx.seed = replay[trial.number][1]
+        random.seed(ctx.seed)  # as the worker seeds a trial
+        np.random.seed(ctx.seed % 2**32)
+        torch.manual_seed(ctx.seed)
         started = time.perf_counter()
         try:
             result = objective_fn(ctx)
@@ -125,8 +137,10 @@ def local_run(spec: StudySpec, study_name: str, workdir: Path) -> dict[str, Any]
         sampler=make_sampler(spec.sampler, spec.search_space, n_objectives=1),
         pruner=make_pruner(spec.pruner, max_steps=spec.objective.max_epochs),
     )
+    for params, _ in replay:
+        study.enqueue_trial(params)
     start = time.perf_counter()
-    study.optimize(objective, n_trials=spec.budget.n_trials)
+    study.optimize(objective, n_trials=len(replay))
     wall = time.perf_counter() - start
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     return {"epochs": epochs, "best": study.best_value, "wall_s": wall, "pruned": pruned,
@@ -195,7 +209,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         served = service_run(args.backend, raw, Path(tmp), args.worker_log)
         local = local_run(spec_with(args.trials, args.epochs, args.pruner),
-                          served["optuna_name"], Path(tmp) / "local")
+                          served["optuna_name"], served["replay"], Path(tmp) / "local")
     print(f"{'':>26} {'epochs':>8} {'best val_acc':>13} {'pruned':>7} {'wall s':>8} "
           f"{'ms/epoch':>9}")
     for name, r in (("in-process Optuna", local), (f"Tuneboard ({args.backend})", served)):

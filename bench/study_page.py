@@ -33,7 +33,13 @@ from typing import Any
 import httpx
 import optuna
 import sqlalchemy as sa
-from storage_cold_start import STUDY, create_database, drop_database, finished_trials, seed_tuneboard
+from storage_cold_start import (
+    STUDY,
+    create_database,
+    drop_database,
+    finished_trials,
+    seed_tuneboard,
+)
 
 from tuneboard.db import session_scope
 from tuneboard.db.models import Study

@@ -80,8 +80,14 @@ class TrialContext:
                 self._open_spans[-1] += took
 
     def checkpoint_store(self) -> ArtifactStore:
-        """Where this trial's checkpoints persist, for its retries to resume from."""
-        return self.checkpoints if self.checkpoints is not None else LocalStore(self.checkpoint_dir)
+        """Where this trial's checkpoints persist, for its retries to resume from. A save lands
+        after every report made before it (see :meth:`flush_reports`): ``checkpoints``, when
+        given, keeps that order itself (the worker's waits for the commit off the training
+        thread); the default directory store flushes the reports before each save."""
+        if self.checkpoints is not None:
+            return self.checkpoints
+        local = LocalStore(self.checkpoint_dir)
+        return local if self.reports_flusher is None else _FlushingStore(local, self.flush_reports)
 
     def report(self, step: int, **metrics: float) -> None:
         """Record the metrics of one step (epoch); raises TrialPruned if the pruner says so."""
@@ -89,14 +95,35 @@ class TrialContext:
             self.reporter(step, metrics)
 
     def flush_reports(self) -> None:
-        """Block until every report so far is stored. Call it before writing a checkpoint: a
-        retry resumes after the checkpoint's epoch, so that epoch's report must not be lost."""
+        """Block until every report so far is stored. Call it before writing a checkpoint
+        anywhere but :meth:`checkpoint_store` (which keeps the order itself): a retry resumes
+        after the checkpoint's epoch, so that epoch's report must not be lost."""
         if self.reports_flusher is not None:
             self.reports_flusher()
 
     def should_stop(self) -> bool:
         """True once the study was cancelled or its time budget ran out: stop after this step."""
         return self.stop_requested() if self.stop_requested is not None else False
+
+
+class _FlushingStore(ArtifactStore):
+    """``store``, with every report so far stored before each save."""
+
+    def __init__(self, store: ArtifactStore, flush_reports: Callable[[], None]) -> None:
+        self.store, self.url, self.flush_reports = store, store.url, flush_reports
+
+    def save(self, key: str, data: bytes) -> None:
+        self.flush_reports()
+        self.store.save(key, data)
+
+    def load(self, key: str) -> bytes:
+        return self.store.load(key)
+
+    def exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+    def fetch(self, key: str, directory: Path) -> Path | None:
+        return self.store.fetch(key, directory)
 
 
 class Objective(Protocol):

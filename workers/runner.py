@@ -61,6 +61,7 @@ from tuneboard.spec import StudySpec, StudyState, TrialState
 from tuneboard.studies import dispatch, verdicts
 from tuneboard.studies import repository as repo
 from workers import devices
+from workers.checkpointing import OrderedCheckpointStore
 from workers.heartbeat import Heartbeat
 from workers.objectives import load_objective
 from workers.outage import ride_out
@@ -83,13 +84,17 @@ class _WorkerStorage(SqlStorage):
       Hyperband pruner builds one per report and per parameter;
     - inside :meth:`holding_outcome`, this thread's tell of the running trial is kept in hand
       instead of written, for the runner to write in the transaction that judges the trial
-      and dispatches the next (Optuna's tell would read the trial and write it, two more).
+      and dispatches the next (Optuna's tell would read the trial and write it, two more);
+    - inside :meth:`running`, the running trial's system attributes are answered from the
+      worker's copy: the pruner reads them at every report (Optuna's lazy ``system_attrs``),
+      and while the trial runs only this worker writes them, through this storage.
     """
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._claimed: dict[str, int] = {}
         self._held = threading.local()
+        self._running: dict[int, optuna.trial.FrozenTrial] = {}
 
     def remember_study(self, optuna_name: str, study_id: int) -> None:
         self._claimed[optuna_name] = study_id
@@ -109,6 +114,26 @@ class _WorkerStorage(SqlStorage):
             yield held
         finally:
             self._held.outcome = None
+
+    @contextmanager
+    def running(self, trial: optuna.trial.FrozenTrial) -> Iterator[None]:
+        self._running[trial._trial_id] = trial
+        try:
+            yield
+        finally:
+            self._running.pop(trial._trial_id, None)
+
+    def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
+        trial = self._running.get(trial_id)
+        if trial is None:
+            return super().get_trial_system_attrs(trial_id)
+        return dict(trial.system_attrs)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        super().set_trial_system_attr(trial_id, key, value)
+        trial = self._running.get(trial_id)
+        if trial is not None:
+            trial.system_attrs[key] = value
 
     def _holding(self, trial_id: int) -> _HeldOutcome | None:
         held: _HeldOutcome | None = getattr(self._held, "outcome", None)
@@ -130,12 +155,13 @@ class _WorkerStorage(SqlStorage):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        del state["_held"]
+        del state["_held"], state["_running"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._held = threading.local()
+        self._running = {}
 
 
 @dataclass
@@ -370,16 +396,21 @@ def _run_claimed(
             None if spec.is_multi_objective else spec.metrics[0], stop, outage_s=outage_s,
             on_written=heartbeat.carried,
         )
-        ctx = _context(spec, claim, params, reporter, stop)
+        checkpoints = OrderedCheckpointStore(claim.checkpoints, reporter.flush)
+        ctx = _context(spec, claim, params, reporter, stop, checkpoints)
         objective = _objective(spec.objective.builtin, spec.objective.entrypoint)
         _seed_everything(claim.seed)
         try:
-            with spans("objective"):
+            with spans("objective"), storage.running(trial._cached_frozen_trial):
                 result = objective(ctx)
         finally:
             spans.update({f"objective.{name}": 1000 * s for name, s in ctx.spans.items()})
             with spans("reports_close"):
-                reporter.close()  # every report stored before the trial is told finished
+                # Every checkpoint and report stored before the trial is told finished.
+                try:
+                    checkpoints.close()
+                finally:
+                    reporter.close()
         if stop.cancelled:
             raise TrialAborted(STUDY_CANCELLED.message)
         values = objective_values(result, spec.metrics)
@@ -482,6 +513,7 @@ def _context(
     params: dict[str, Any],
     reporter: TrialReporter,
     stop: StopCheck,
+    checkpoints: OrderedCheckpointStore,
 ) -> TrialContext:
     dumped = spec.model_dump(mode="json")
     resume_from = (
@@ -492,7 +524,7 @@ def _context(
         params=params,
         device=claim.device,
         checkpoint_dir=claim.checkpoint_dir,
-        checkpoints=claim.checkpoints,
+        checkpoints=checkpoints,
         config={
             "objective": dumped["objective"],
             "early_stopping": dumped["early_stopping"],

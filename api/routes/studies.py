@@ -23,6 +23,7 @@ from tuneboard import leaderboard
 from tuneboard.schemas import Page
 from tuneboard.spec.refs import REF_PATTERN
 from tuneboard.spec.states import StudyState
+from tuneboard.studies import ensemble
 from tuneboard.studies import service as studies
 from tuneboard.studies.schemas import (
     Importance,
@@ -95,7 +96,7 @@ def list_studies(
 @router.get("/{study_id}", summary="A study: spec, state, trial counts, best trial")
 def get_study(session: SessionDep, study: StudyDep) -> StudyDetail:
     counts, best = studies.study_overview(session, study)
-    return StudyDetail.of_study(study, counts, best)
+    return StudyDetail.of_study(study, counts, best, ensemble.find_latest_ensemble(session, study))
 
 
 @router.post(

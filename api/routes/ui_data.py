@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 
 from api.deps import API_PREFIX, MAX_ID, SessionDep, StudyDep
 from api.openapi import ERRORS
@@ -25,6 +26,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["trials"], responses=ERRORS)
     "attempt, the trial it retries, worker, device, accepted, origin), unpaginated: the web UI "
     "draws its charts and trials table from it. With `from_number`, only the trials numbered "
     "from it on: a page that holds the others re-reads from its oldest unfinished trial.",
+    response_model=TrialTable,
 )
 def trial_table(
     session: SessionDep,
@@ -32,6 +34,9 @@ def trial_table(
     from_number: Annotated[
         int, Query(ge=0, le=MAX_ID, description="Only trials numbered from this on.")
     ] = 0,
-) -> TrialTable:
-    trials = studies.trial_table(session, study, from_number)
-    return TrialTable.of(study, trials, from_number=from_number)
+) -> Response:
+    # Serialised here rather than through the response model: 10,000 rows validated again on
+    # the way out cost more than reading them.
+    table = studies.trial_table_view(session, study, from_number)
+    body = orjson.dumps(table, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+    return Response(body, media_type="application/json")

@@ -57,6 +57,9 @@ def test_a_member_asks_and_a_viewer_reads(client: TestClient, team: Team, db_url
     assert sent_ensembles() == [[body["id"]]]
     read = client.get(base, headers=team.headers("viewer"))
     assert read.status_code == 200 and read.json() == body
+    assert body["verdict"] is None  # asked for by a person, not by a standard
+    study = client.get(f"{API}/studies/{study_id}", headers=team.headers("viewer")).json()
+    assert study["ensemble"] == body
 
 
 def test_k_below_two_or_above_the_trials_is_refused(
@@ -75,6 +78,8 @@ def test_k_below_two_or_above_the_trials_is_refused(
     ]
     assert_error(client.get(base, headers=team.headers("viewer")), 404, "not_found")
     assert sent_ensembles() == []
+    study = client.get(f"{API}/studies/{study_id}", headers=team.headers("viewer")).json()
+    assert study["ensemble"] is None
 
 
 def test_trials_without_checkpoints_do_not_count(
@@ -108,3 +113,44 @@ def test_another_teams_study_is_not_found(
     study_id, _ = checkpointed_study(client, team, db_url, [0.8, 0.9])
     assert_error(client.post(f"{API}/studies/{study_id}/ensemble", json={"k": 2},
                              headers=other_team.headers("member")), 404, "not_found")
+
+
+def test_a_standard_asking_for_an_ensemble_refuses_a_study_without_best_checkpoints(
+    client: TestClient, team: Team, db_url: str
+) -> None:
+    standard = {"name": "wants-ensemble",
+                "acceptance": [{"metric": "val_accuracy", "op": ">=", "value": 0.9},
+                               {"ensemble": {"k": 2, "min_gain": 0.0}}]}
+    published = client.post(f"{API}/standards", json=standard,
+                            headers=team.headers("maintainer"))
+    assert published.status_code == 201, published.text
+    refused = spec(standard="wants-ensemble", callbacks={"checkpoint": {"keep": ["latest"]}})
+
+    error = assert_error(client.post(f"{API}/studies", json=refused,
+                                     headers=team.headers("member")), 422, "invalid")
+
+    assert error["details"] == [{
+        "field": "callbacks.checkpoint.keep",
+        "reason": "best not kept; standard wants-ensemble@1's acceptance asks for an ensemble "
+                  "of 2 trials",
+    }]
+    listed = client.get(f"{API}/studies", headers=team.headers("viewer")).json()
+    assert listed["items"] == []
+    create_study(client, team, spec(standard="wants-ensemble", callbacks=KEEP_BEST))
+
+
+def test_a_standard_with_an_ensemble_criterion_is_validated_when_published(
+    client: TestClient, team: Team
+) -> None:
+    bad = {"name": "bad-ensemble", "acceptance": [{"ensemble": {"k": 1}},
+                                                  {"ensemble": {"k": 2, "gain": 0.1}}]}
+    error = assert_error(client.post(f"{API}/standards", json=bad,
+                                     headers=team.headers("maintainer")), 422, "invalid")
+    fields = [d["field"] for d in error["details"]]
+    assert len(fields) == 2
+    assert fields[0].startswith("acceptance.0.") and fields[0].endswith(".ensemble.k")
+    assert fields[1].startswith("acceptance.1.") and fields[1].endswith(".ensemble.gain")
+    twice = {"name": "twice", "acceptance": [{"ensemble": {"k": 2}}, {"ensemble": {"k": 3}}]}
+    error = assert_error(client.post(f"{API}/standards", json=twice,
+                                     headers=team.headers("maintainer")), 422, "invalid")
+    assert "a study is judged by one ensemble" in error["details"][0]["reason"]

@@ -44,6 +44,7 @@ from tuneboard.teams import Principal
 __all__ = [
     "EVALUATED_METRICS",
     "check_admissible",
+    "find_latest_ensemble",
     "judge_finished_study",
     "latest_ensemble",
     "request_ensemble",
@@ -189,7 +190,12 @@ def judge_finished_study(session: Session, study: Study, now: datetime) -> Ensem
 
 def latest_ensemble(session: Session, study: Study) -> Ensemble:
     """The study's most recently asked-for ensemble; 404 when it has none."""
-    ensemble = repo.latest_ensemble(session, study.id)
+    ensemble = find_latest_ensemble(session, study)
     if ensemble is None:
         raise NotFound(f"Study {study.id} has no ensemble yet; POST one first.")
     return ensemble
+
+
+def find_latest_ensemble(session: Session, study: Study) -> Ensemble | None:
+    """The study's most recently asked-for ensemble, if any (the study's page shows it)."""
+    return repo.latest_ensemble(session, study.id)

@@ -12,7 +12,6 @@ __all__ = [
     "finish_ensemble",
     "get_ensemble",
     "latest_ensemble",
-    "latest_judged_ensemble",
     "start_ensemble",
     "top_checkpointed_trials",
     "trials_by_number",
@@ -43,14 +42,6 @@ def latest_ensemble(session: Session, study_id: int) -> Ensemble | None:
     return session.scalars(
         select(Ensemble).where(Ensemble.study_id == study_id).order_by(Ensemble.id.desc())
         .limit(1)
-    ).first()
-
-
-def latest_judged_ensemble(session: Session, study_id: int) -> Ensemble | None:
-    """The study's most recent ensemble asked for by its standard's ensemble criterion."""
-    return session.scalars(
-        select(Ensemble).where(Ensemble.study_id == study_id, Ensemble.verdict.is_not(None))
-        .order_by(Ensemble.id.desc()).limit(1)
     ).first()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuneboard.db.models import Study, Trial
+from tuneboard.db.models import Ensemble, Study, Trial
 from tuneboard.leaderboard import StudyBest
 from tuneboard.optimization.params import external_params
 from tuneboard.schemas import (
@@ -28,6 +28,7 @@ from tuneboard.schemas import (
 )
 from tuneboard.spec import EXAMPLE_SPEC, StandardRef, StudyState, TrialState
 from tuneboard.spec.states import TrialOrigin
+from tuneboard.studies.ensemble_schemas import EnsembleOut
 
 
 def trial_params(trial: Trial) -> dict[str, Any]:
@@ -264,10 +265,19 @@ class StudyDetail(StudySummary):
     best_trial: TrialSummary | None = Field(
         None, description="The best complete trial by the first objective."
     )
+    ensemble: EnsembleOut | None = Field(
+        None,
+        description="On GET: the study's latest ensemble (as GET /studies/{id}/ensemble), its "
+        "gain on the best single member and, when the standard asked for it, its verdict.",
+    )
 
     @classmethod
     def of_study(
-        cls, study: Study, counts: Mapping[TrialState, int], best: Trial | None
+        cls,
+        study: Study,
+        counts: Mapping[TrialState, int],
+        best: Trial | None,
+        ensemble: Ensemble | None = None,
     ) -> StudyDetail:
         return cls(
             **_study_fields(study, counts),
@@ -276,6 +286,7 @@ class StudyDetail(StudySummary):
             override_reason=study.override_reason,
             created_by=study.created_by,
             best_trial=TrialSummary.of(best) if best is not None else None,
+            ensemble=EnsembleOut.of(ensemble) if ensemble is not None else None,
         )
 
 

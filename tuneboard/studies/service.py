@@ -3,12 +3,17 @@ trial tasks are sent after that commit (``dispatch.dispatch``, ``dispatch.add_tr
 
 from __future__ import annotations
 
+import json
 import uuid
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import optuna
+import orjson
+from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -17,8 +22,10 @@ from tuneboard import audit, leaderboard, webhooks
 from tuneboard.db.base import utcnow
 from tuneboard.db.models import Study, Trial
 from tuneboard.errors import Conflict, InvalidInput, NotFound
+from tuneboard.optimization.params import distribution_from_json
 from tuneboard.optimization.space import validate_fixed_params
 from tuneboard.optimization.storage import SqlStorage
+from tuneboard.schemas import finite_or_none, json_safe
 from tuneboard.spec import Direction, StudySpec, canonical_hash, spec_hash
 from tuneboard.spec.states import StudyState, TrialOrigin, TrialState
 from tuneboard.standards import service as standards
@@ -27,6 +34,7 @@ from tuneboard.standards.service import AppliedStandard
 from tuneboard.studies import counts as trial_counts
 from tuneboard.studies import dispatch, ensemble, warm_start
 from tuneboard.studies import repository as repo
+from tuneboard.studies.schemas import TRIAL_TABLE_COLUMNS, spec_metrics
 from tuneboard.teams import Principal
 from tuneboard.webhooks import WebhookEvent
 
@@ -220,6 +228,77 @@ def trial_table(session: Session, study: Study, from_number: int = 0) -> list[Tr
     """Every trial of the study (numbered ``from_number`` on), by number, with the fields its
     charts and tables show."""
     return repo.trial_table(session, study.id, from_number)
+
+
+def trial_table_view(session: Session, study: Study, from_number: int = 0) -> dict[str, Any]:
+    """The trial-table answer (``TrialTable``'s fields) for every trial numbered ``from_number``
+    on, built from plain rows: each JSON column is parsed once, and each distinct distributions
+    text is turned into distributions once for the whole table (``_distributions``).
+
+    Made for ``orjson``: times are the store's naive UTC (serialise with ``OPT_NAIVE_UTC``) and
+    non-finite parameter values are left as floats, which it writes as null."""
+    rows = repo.trial_table_rows(session, study.id, from_number)
+    params = [_row_params(row) for row in rows]
+    names: dict[str, None] = {}
+    for p in params:
+        names.update(dict.fromkeys(p))
+    table = [
+        [
+            row.number,
+            row.state,
+            [finite_or_none(v) for v in values] if (values := _json(row.values)) is not None
+            else None,
+            [p.get(name) for name in names],
+            row.datetime_start,
+            row.datetime_complete,
+            row.epochs_run or 0,
+            row.attempt or 1,
+            row.retry_of,
+            row.worker,
+            row.device,
+            row.accepted,
+            row.origin,
+        ]
+        for row, p in zip(rows, params, strict=True)
+    ]
+    return {
+        "study_id": study.id,
+        "from_number": from_number,
+        "metrics": spec_metrics(study),
+        "directions": [str(d).lower() for d in study.directions or []],
+        "param_names": list(names),
+        "columns": list(TRIAL_TABLE_COLUMNS),
+        "rows": table,
+    }
+
+
+def _json(text: str | None) -> Any:
+    # The store writes non-finite floats as NaN/Infinity, which only the stdlib parser reads.
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+@lru_cache(maxsize=256)
+def _distributions(text: str | None) -> dict[str, BaseDistribution]:
+    return {name: distribution_from_json(d) for name, d in (_json(text) or {}).items()}
+
+
+def _row_params(row: Any) -> dict[str, Any]:
+    """A trial row's parameters as ``trial_params`` gives them for an entity."""
+    internal = _json(row.params)
+    if internal:
+        distributions = _distributions(row.distributions)
+        return {
+            name: distributions[name].to_external_repr(float(value))
+            if name in distributions else value
+            for name, value in internal.items()
+        }
+    fixed = (_json(row.system_attrs) or {}).get("fixed_params")
+    return json_safe(dict(fixed)) if isinstance(fixed, Mapping) else {}
 
 
 def get_trial(session: Session, study: Study, number: int) -> Trial:

@@ -10,6 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
+# torch.optim imports it when the first optimiser is built, a second or more: imported with the
+# trainer, it is paid once when a worker starts (before it forks its pool) instead of by a trial.
+import torch._dynamo
+
 from tuneboard.objective import TrialContext
 from tuneboard.spec.catalog import reported_metric_names
 from workers.training.augment import ImageAugment, ImageAugmentSpec
@@ -201,11 +205,6 @@ class _Timed(Callback):
         self.inner.load_state_dict(state)
 
 
-def _flush_timed(ctx: TrialContext) -> None:
-    with ctx.span("report_flush"):
-        ctx.flush_reports()
-
-
 def _callbacks(cfg: TrainerConfig, ctx: TrialContext, base_lr: float) -> list[Callback]:
     hp = cfg.hyper
     schedule_options = dict(cfg.lr_schedule.options)
@@ -225,12 +224,12 @@ def _callbacks(cfg: TrainerConfig, ctx: TrialContext, base_lr: float) -> list[Ca
         max_epochs=cfg.max_epochs, warmup_epochs=cfg.lr_schedule.warmup_epochs, base_lr=base_lr,
     )
     callbacks.append(LearningRateScheduler(schedule, base_lr))
-    # The report includes the pruner's decision; the checkpoint, its wait for the reports.
+    # The report includes the pruner's decision; the checkpoint, whatever the store waits for
+    # (it writes after the reports made before it: a retry never reports a saved epoch again).
     callbacks.append(_Timed(MetricReporter(ctx.report), ctx.span, "report"))
     if cfg.checkpoint.keep:
         ck = cfg.checkpoint
-        checkpoint = ModelCheckpoint(ctx.checkpoint_store(), ck.keep, ck.monitor, ck.mode,
-                                     before_save=lambda: _flush_timed(ctx))
+        checkpoint = ModelCheckpoint(ctx.checkpoint_store(), ck.keep, ck.monitor, ck.mode)
         callbacks.append(_Timed(checkpoint, ctx.span, "checkpoint"))
     callbacks.append(StopOnRequest(ctx.should_stop))
     return callbacks

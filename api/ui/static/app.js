@@ -498,12 +498,15 @@
       return importanceBusy;
     }
 
-    async function ensemble() {
+    // The study's latest ensemble comes with the study itself (null when it has none); one
+    // still being built is followed by re-reading the study every 2 s until it settles.
+    function showEnsemble(e) {
       if (metrics().length > 1) return;
-      const e = await api(`/studies/${id}/ensemble`).catch((err) => { if (err.status === 404) return null; throw err; });
-      view.ensemble = e;
+      view.ensemble = e || null;
       summary();
-      if (e && (e.state === "pending" || e.state === "running")) setTimeout(() => ensemble().catch((err) => showError(err.message)), 2000);
+      if (e && (e.state === "pending" || e.state === "running")) {
+        setTimeout(() => api(`/studies/${id}`).then((s) => showEnsemble(s.ensemble)).catch((err) => showError(err.message)), 2000);
+      }
     }
 
     // The trials table, re-read from the oldest trial that can still change: finished trials
@@ -570,7 +573,7 @@
     const notes = notesPanel($("#notes"), `/studies/${id}/notes`, id, view.canWrite);
     await Promise.all([loading, notes()]);
     summary();
-    ensemble().catch((e) => showError(e.message));
+    showEnsemble(view.study.ensemble);
     // Ready once every chart has been drawn with the first data (those below the fold too).
     (async () => { await C.loaded; await importanceBusy; await lazy.idle(); pageReady(); })().catch((e) => showError(e.message));
     $("#spec").textContent = JSON.stringify(view.study.spec, null, 2);
@@ -585,7 +588,7 @@
       ev.preventDefault();
       const k = Number($("#ensemble-k").value);
       api(`/studies/${id}/ensemble`, { method: "POST", body: JSON.stringify({ k }) })
-        .then((e) => { view.ensemble = e; summary(); return ensemble(); }).catch((e) => showError(e.message));
+        .then(showEnsemble).catch((e) => showError(e.message));
     });
     $("#accepted-only").addEventListener("change", guard(async () => { await board(); await refreshCurves(); }));
     $("#curve-metric").addEventListener("change", () => { view.metricPicked = true; drawCurves(); });

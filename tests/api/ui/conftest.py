@@ -147,12 +147,6 @@ class Tab:
         ))
 
 
-def _no_ensemble(url: str, text: str) -> bool:
-    """The study page asks for the study's ensemble; one that has none answers 404 (which the
-    browser logs as a failed load): the expected answer, not an error."""
-    return url.split("?")[0].endswith("/ensemble") and "404" in text
-
-
 @pytest.fixture
 def tab(
     browser: Browser, server: str, team: Team, request: pytest.FixtureRequest
@@ -169,13 +163,13 @@ def tab(
         tab = Tab(page=context.new_page(), base=server)
 
         def console(msg: ConsoleMessage) -> None:
-            if msg.type == "error" and not _no_ensemble(msg.location.get("url", ""), msg.text):
+            if msg.type == "error":
                 tab.errors.append(f"console: {msg.text}")
 
         tab.page.on("console", console)
         tab.page.on("pageerror", lambda exc: tab.errors.append(f"page error: {exc}"))
-        tab.page.on("response", lambda r: r.status >= 400 and not _no_ensemble(
-            r.url, str(r.status)) and tab.errors.append(f"HTTP {r.status}: {r.url}"))
+        tab.page.on("response", lambda r: r.status >= 400
+                    and tab.errors.append(f"HTTP {r.status}: {r.url}"))
         return tab
 
     yield make

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import Team, spec
+from tests.api.conftest import API, Team, spec
 from tests.api.test_standards_api import NAME, STANDARD
 from tests.api.ui.conftest import (
     SPACE,
@@ -213,7 +213,8 @@ def test_running_study_updates_live(
     page.wait_for_selector("#live:not([hidden])")
     cell = f'#trials tbody tr[data-number="{running[0].number}"] .trial-state'
     assert page.locator(cell).inner_text() == "running"
-    assert "at least 2 complete" in page.locator("#chart-importance").inner_text()
+    page.wait_for_function("document.querySelector('#chart-importance').textContent"
+                           ".includes('at least 2 complete')")
 
     # A worker finishes both trials while the page stays open: no reload.
     page.evaluate("window.__sameDocument = true")
@@ -228,7 +229,7 @@ def test_running_study_updates_live(
     page.wait_for_function(
         "document.querySelector('#importance-note').textContent.includes('3 complete')",
         timeout=15_000)
-    assert page.locator("#chart-importance .empty").count() == 0
+    t.wait_charts("importance")
     deadline = time.monotonic() + 10
     while t.chart_points("curves") < 3 + 2 + 2 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -344,3 +345,25 @@ def test_standard_page_shows_its_usage(
                         f'{first["best_accepted"][0]["trial_number"]}"]').count() == 1
     t.screenshot("standard-usage")
     assert t.errors == []
+
+
+def test_trial_table_from_number_and_importance_evaluator_parameters(
+    server: str, team: Team, db_url: str
+) -> None:
+    study_id, numbers = single_objective(server, team, db_url)
+    whole = get(server, team, f"/studies/{study_id}/trial-table")
+    assert whole["from_number"] == 0 and [r[0] for r in whole["rows"]] == numbers
+    tail = get(server, team, f"/studies/{study_id}/trial-table", from_number=numbers[3])
+    assert tail["from_number"] == numbers[3] and tail["rows"] == whole["rows"][3:]
+    for bad in ("-1", "x"):
+        response = httpx.get(f"{server}{API}/studies/{study_id}/trial-table",
+                             params={"from_number": bad}, headers=team.headers())
+        assert response.status_code == 422 and "from_number" in response.text
+
+    url = f"{server}{API}/studies/{study_id}/importance"
+    assert get(server, team, f"/studies/{study_id}/importance")["evaluator"] == "ped_anova"
+    for evaluator in ("ped_anova", "fanova", "mean_decrease_impurity"):
+        assert get(server, team, f"/studies/{study_id}/importance",
+                   evaluator=evaluator)["evaluator"] == evaluator
+    unknown = httpx.get(url, params={"evaluator": "mdi"}, headers=team.headers())
+    assert unknown.status_code == 422 and "evaluator" in unknown.text

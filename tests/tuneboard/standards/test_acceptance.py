@@ -10,7 +10,7 @@ from scipy import stats
 
 from tests.tuneboard.standards.support import baseline
 from tuneboard.errors import InvalidInput
-from tuneboard.standards import Criterion, evaluate, parse_document
+from tuneboard.standards import Criterion, acceptance, evaluate, parse_document
 from tuneboard.standards.schemas import wilcoxon_min_seeds
 
 CRITERIA = baseline().acceptance
@@ -198,3 +198,65 @@ def test_wilcoxon_minimum_seeds_follow_two_to_the_minus_n() -> None:
         assert 2.0**-n <= 1 - confidence < 2.0 ** -(n - 1)
     # A stored max_std-only criterion reads back unchanged.
     assert _stability(seeds=3, max_std=0.005)[0].model_dump()["stability"]["max_std"] == 0.005
+
+
+ENSEMBLE_DOC = parse_document({
+    "name": "ens", "acceptance": [{"metric": "val_loss", "op": "<=", "value": 0.5},
+                                  {"ensemble": {"k": 3, "min_gain": 0.01}}],
+})
+
+
+def test_the_ensemble_criterion_is_study_level_and_left_out_of_trial_verdicts() -> None:
+    verdict = evaluate(ENSEMBLE_DOC.acceptance, {"val_loss": 0.4})
+    assert verdict.accepted and [c.metric for c in verdict.criteria] == ["val_loss"]
+    only = parse_document({"name": "only", "acceptance": [{"ensemble": {"k": 2}}]})
+    assert evaluate(only.acceptance, {}).accepted
+    assert only.ensemble is not None and only.ensemble.min_gain == 0.0
+
+
+@pytest.mark.parametrize(
+    ("gain", "maximize", "observed", "passed"),
+    [(0.02, True, 0.02, True), (0.005, True, 0.005, False), (-0.02, False, 0.02, True),
+     (0.02, False, -0.02, False), (0.01, True, 0.01, True)],
+)
+def test_the_ensemble_gain_is_judged_in_the_study_direction(
+    gain: float, maximize: bool, observed: float, passed: bool
+) -> None:
+    assert ENSEMBLE_DOC.ensemble is not None
+    pending = acceptance.pending_ensemble(ENSEMBLE_DOC.ensemble, standard="ens@1")
+    assert pending.pending and not pending.passed and pending.observed_gain is None
+
+    judged = acceptance.judge_ensemble(pending, gain, maximize=maximize)
+
+    assert not judged.pending and judged.passed is passed
+    assert judged.observed_gain == pytest.approx(observed)
+    assert judged.reason == ("" if passed else f"gain {observed:.6g} < min_gain 0.01")
+    assert judged.criterion == "an ensemble of the 3 best accepted trials gains >= 0.01 on the " \
+        "best of them"
+
+
+def test_an_ensemble_without_a_finite_gain_fails_its_criterion() -> None:
+    assert ENSEMBLE_DOC.ensemble is not None
+    pending = acceptance.pending_ensemble(ENSEMBLE_DOC.ensemble)
+    for gain in (None, math.nan):
+        judged = acceptance.judge_ensemble(pending, gain, maximize=True)
+        assert not judged.passed and not judged.pending and judged.observed_gain is None
+        assert judged.reason == "the ensemble's gain is not a finite number"
+
+
+@pytest.mark.parametrize(
+    ("criterion", "reason"),
+    [({"k": 1}, "greater than or equal to 2"), ({"k": 21}, "less than or equal to 20"),
+     ({"k": 2, "min_gain": math.inf}, "finite"), ({"k": 2, "gain": 0.1}, "Extra inputs")],
+)
+def test_an_ensemble_criterion_is_validated(criterion: dict[str, object], reason: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_document({"name": "bad", "acceptance": [{"ensemble": criterion}]})
+    assert caught.value.details[0]["field"].startswith("acceptance.0.ensemble")
+    assert reason in caught.value.details[0]["reason"]
+
+
+def test_a_standard_has_at_most_one_ensemble_criterion() -> None:
+    with pytest.raises(InvalidInput, match="a study is judged by one ensemble"):
+        parse_document({"name": "two", "acceptance": [{"ensemble": {"k": 2}},
+                                                      {"ensemble": {"k": 3}}]})

@@ -1,16 +1,20 @@
-"""A worker's database errors are logged (and recorded as a trial's error) by their kind and
-message only: never the statement's parameters, nor PostgreSQL's DETAIL, which quotes the
-failing row's values."""
+"""A worker's write refused by the database (a constraint violation) is logged, and recorded as
+the trial's error, by its kind and message only: never the statement's parameters, nor
+PostgreSQL's DETAIL, which quotes the failing row's values. On the test's own PostgreSQL
+cluster and Redis."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tests.workers.conftest import Stack, Studies, steps_spec
-from tuneboard.db.engine import is_sqlite
+from tests.faults.conftest import RedisServer
+from tests.faults.invariants import check_invariants
+from tests.faults.stacks import FaultStack, fault_stack, member_studies
+from tests.workers.conftest import Stack, steps_spec
 
 CONSTRAINT = "tb_test_small_metrics"
 # x = 1002 makes the first report's loss (x - 2)**2 + 1 = 1000001 and the trial's seed is
@@ -19,29 +23,26 @@ ROW_VALUES = ("1000001", "7000021")
 
 
 @pytest.fixture
-def refused_metrics(db_url: str) -> Iterator[None]:
-    """Metric rows of 1e6 or more violate a CHECK constraint, for this test only."""
-    if is_sqlite(db_url):
-        pytest.skip("PostgreSQL's errors are the ones whose DETAIL quotes row values")
-    engine = sa.create_engine(db_url, poolclass=sa.NullPool)
+def stack(
+    pg_db: str, redis_server: RedisServer, tmp_path: Path, client_env: Callable[[Stack], None]
+) -> Iterator[FaultStack]:
+    """Metric rows of 1e6 or more violate a CHECK constraint of this database."""
+    engine = sa.create_engine(pg_db, poolclass=sa.NullPool)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"ALTER TABLE trial_metrics ADD CONSTRAINT {CONSTRAINT} "
-                             "CHECK (value < 1000000) NOT VALID")
+                             "CHECK (value < 1000000)")
+    engine.dispose()
+    stack = fault_stack(pg_db, redis_server.url, tmp_path / "home", client_env)
     try:
-        yield
+        yield stack
     finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"ALTER TABLE trial_metrics DROP CONSTRAINT {CONSTRAINT}")
-        engine.dispose()
+        stack.stop_all()
 
 
-def test_a_refused_write_logs_no_row_values(
-    refused_metrics: None, own_stack: Stack, client_env: Callable[[Stack], None], studies: Studies
-) -> None:
-    stack = own_stack
-    client_env(stack)
+def test_a_refused_write_logs_no_row_values(stack: FaultStack) -> None:
     worker = stack.start_worker("w")
     stack.wait_ready(worker)
+    studies = member_studies(stack.db_url)
     spec = steps_spec(n_trials=1, max_retries=0, steps=2, x=1002.0)
     spec["search_space"] = {"y": {"type": "float", "low": 0.0, "high": 1.0}}
     sid = studies.create(spec)
@@ -59,3 +60,4 @@ def test_a_refused_write_logs_no_row_values(
         assert "Failing row contains" not in text and "[parameters:" not in text, text
         for value in ROW_VALUES:
             assert value not in text, f"{value} in:\n{text}"
+    check_invariants(stack.db_url, [sid])
