@@ -9,9 +9,9 @@ What it keeps:
 - Every report is stored before the trial is told finished: the runner closes the reporter
   first, and a failure to store one is raised at the next report, flush or close, so the trial
   fails instead of finishing with steps missing.
-- ``ctx.flush_reports()`` returns once every report so far is committed: the trainer calls it
-  before writing a checkpoint, because a retry resumes after the checkpoint's step and never
-  reports that step again.
+- ``ctx.flush_reports()`` returns once every report so far is committed: the checkpoint store
+  (:mod:`workers.checkpointing`) calls it before each write, because a retry resumes after the
+  checkpoint's step and never reports that step again.
 - A step reported again replaces what was stored for it.
 - A database outage costs the trial nothing while it lasts less than ``TUNEBOARD_DB_OUTAGE_S``:
   the writer tries the batch again with backoff (:mod:`workers.outage`) while the objective
@@ -105,7 +105,7 @@ class TrialReporter:
                 raise TrialPruned(f"pruned at step {step}")
 
     def flush(self) -> None:
-        """Wait until every report so far is stored (the trainer calls it before a checkpoint)."""
+        """Wait until every report so far is stored (called before each checkpoint's write)."""
         if self._writer is not None:
             self._writer.drain()
 
