@@ -21,8 +21,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("trials") as batch:
-        batch.add_column(sa.Column("lease_expires_at", sa.DateTime(), nullable=True))
+    # Added and dropped in place: batch mode would make SQLite rebuild ``trials``, and dropping
+    # the old table cascades to every row that references a trial (foreign keys are on).
+    op.add_column("trials", sa.Column("lease_expires_at", sa.DateTime(), nullable=True))
     op.create_index(
         op.f("ix_trials_state_lease_expires_at"), "trials", ["state", "lease_expires_at"],
         unique=False,
@@ -31,5 +32,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_trials_state_lease_expires_at"), table_name="trials")
-    with op.batch_alter_table("trials") as batch:
-        batch.drop_column("lease_expires_at")
+    op.drop_column("trials", "lease_expires_at")

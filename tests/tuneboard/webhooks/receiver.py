@@ -31,12 +31,19 @@ class Received:
         return hmac.compare_digest(expected, self.headers.get("x-tuneboard-signature", ""))
 
 
+class _Server(ThreadingHTTPServer):
+    # Several dispatchers, each sending from a pool of threads, connect at once: the default
+    # listen backlog of 5 drops connections on a loaded machine, and a dropped send is retried
+    # only after its backoff.
+    request_queue_size = 128
+
+
 @dataclass
 class Receiver:
     port: int
     status: int = 200
     requests: list[Received] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
 
     @classmethod
     def on_free_port(cls) -> Receiver:
@@ -61,7 +68,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
