@@ -9,6 +9,7 @@ the commit). ``CurrentPrincipal``: the Bearer key's team and role, or 401. ``Vie
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from tuneboard.config import Settings
 from tuneboard.db import describe_db_error
 from tuneboard.db.models import Study
 from tuneboard.errors import Forbidden, Unauthorized
+from tuneboard.optimization import SqlStorage
 from tuneboard.studies import service as studies
 from tuneboard.teams import Principal, authenticate, has_role
 
@@ -47,6 +49,19 @@ def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@functools.lru_cache(maxsize=8)
+def _storage(url: str) -> SqlStorage:
+    return SqlStorage(url)
+
+
+def get_storage(settings: SettingsDep) -> SqlStorage:
+    """Optuna's storage over the app's database, one for the process."""
+    return _storage(settings.database_url)
+
+
+StorageDep = Annotated[SqlStorage, Depends(get_storage)]
 
 
 @contextmanager

@@ -82,17 +82,17 @@ def error_response(
     try:
         return JSONResponse(body, status_code=status, headers=headers)
     except UnicodeEncodeError:  # the input echoed back holds a lone surrogate: show its escape
-        return JSONResponse(_escaped(body), status_code=status, headers=headers)
+        return JSONResponse(escaped(body), status_code=status, headers=headers)
 
 
-def _escaped(value: Any) -> Any:
+def escaped(value: Any) -> Any:
     """``value`` with every string (keys too) made encodable: lone surrogates as escapes."""
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
-        return {_escaped(k): _escaped(v) for k, v in value.items()}
+        return {escaped(k): escaped(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_escaped(v) for v in value]
+        return [escaped(v) for v in value]
     return value
 
 

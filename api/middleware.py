@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_response
+from api.errors import error_response, escaped
 from api.observability import Metrics
 
 
@@ -93,11 +93,6 @@ def _invalid(text: str) -> bool:
     return False
 
 
-def _shown(text: str) -> str:
-    """``text`` with each lone surrogate written as its escape, safe to echo back."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def unicode_problems(value: Any, path: tuple[str, ...] = ()) -> list[dict[str, str]]:
     """Every string (key or value) in a parsed JSON document that is not valid Unicode: a lone
     surrogate such as ``"\\ud800"`` decodes in Python but cannot be encoded, hashed or echoed."""
@@ -106,11 +101,11 @@ def unicode_problems(value: Any, path: tuple[str, ...] = ()) -> list[dict[str, s
     if isinstance(value, str):
         if _invalid(value):
             problems.append({"field": field, "in": "body", "reason": (
-                f"not valid Unicode: {_shown(value)[:80]!r} holds a lone surrogate")})
+                f"not valid Unicode: {escaped(value)[:80]!r} holds a lone surrogate")})
     elif isinstance(value, dict):
         for key, item in value.items():
             if _invalid(key):
-                problems.append({"field": ".".join((*path, _shown(key))), "in": "body",
+                problems.append({"field": ".".join((*path, escaped(key))), "in": "body",
                                  "reason": "this name is not valid Unicode: a lone surrogate"})
             else:
                 problems.extend(unicode_problems(item, (*path, key)))

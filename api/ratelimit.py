@@ -25,6 +25,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from fastapi import Request
@@ -87,14 +88,24 @@ class RateLimiter:
                     type(err).__name__, err, self._backoff_s)
         return self._local
 
+    def _count(
+        self,
+        op: Callable[..., bool],
+        limiter: FixedWindowRateLimiter,
+        item: RateLimitItem,
+        identifiers: tuple[str, ...],
+    ) -> tuple[FixedWindowRateLimiter, bool]:
+        """``op`` (``hit`` or ``test``) on ``limiter``, or on the local one once it fails."""
+        try:
+            return limiter, op(limiter, item, *identifiers)
+        except Exception as err:  # a failing counter store must not fail the request
+            limiter = self._degrade(err)
+            return limiter, op(limiter, item, *identifiers)
+
     def _hit(self, items: list[RateLimitItem], *identifiers: str) -> None:
         limiter = self._limiter()
         for item in items:
-            try:
-                allowed = limiter.hit(item, *identifiers)
-            except Exception as err:  # a failing counter store must not fail the request
-                limiter = self._degrade(err)
-                allowed = limiter.hit(item, *identifiers)
+            limiter, allowed = self._count(FixedWindowRateLimiter.hit, limiter, item, identifiers)
             if not allowed:
                 raise self._refusal(limiter, item, identifiers, "too many requests")
 
@@ -124,25 +135,17 @@ class RateLimiter:
 
     def check_not_locked_out(self, address: str) -> None:
         """429 while ``address`` is past its failed-authentication limit."""
-        limiter = self._limiter()
+        limiter, identifiers = self._limiter(), ("auth-failure", address)
         for item in self.auth_failures:
-            try:
-                allowed = limiter.test(item, "auth-failure", address)
-            except Exception as err:
-                limiter = self._degrade(err)
-                allowed = limiter.test(item, "auth-failure", address)
+            limiter, allowed = self._count(FixedWindowRateLimiter.test, limiter, item, identifiers)
             if not allowed:
-                raise self._refusal(limiter, item, ("auth-failure", address),
+                raise self._refusal(limiter, item, identifiers,
                                     "too many failed authentications from this address")
 
     def record_auth_failure(self, address: str) -> None:
-        limiter = self._limiter()
+        limiter, identifiers = self._limiter(), ("auth-failure", address)
         for item in self.auth_failures:
-            try:
-                limiter.hit(item, "auth-failure", address)
-            except Exception as err:
-                limiter = self._degrade(err)
-                limiter.hit(item, "auth-failure", address)
+            limiter, _ = self._count(FixedWindowRateLimiter.hit, limiter, item, identifiers)
 
 
 def limit_address(request: Request) -> None:

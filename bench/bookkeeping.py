@@ -33,7 +33,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -63,6 +62,7 @@ PGSTATS = ROOT / "bench" / "_pgstats.py"
 sys.path.insert(0, str(PLUGINS))
 sys.path.insert(0, str(ROOT / "bench"))
 import _pgstats as pgstats  # noqa: E402
+from _common import free_port  # noqa: E402
 from tuneboard_bench_objectives import REPORTS as PLUGIN_REPORTS  # noqa: E402
 
 assert PLUGIN_REPORTS == REPORTS
@@ -125,7 +125,7 @@ class Service:
 
     def __init__(self, dbs: Databases, home: Path) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")},
             "TUNEBOARD_HOME": str(home),
@@ -186,12 +186,6 @@ class Service:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- Measurements -----------------------------------------------------------------------------
@@ -272,24 +266,25 @@ def _median_ms(deltas: Any) -> float:
     return 1000 * statistics.median(d.total_seconds() for d in deltas)
 
 
-def optuna_per_trial(url: str, n_trials: int) -> dict[str, float]:
-    def objective(trial: optuna.Trial) -> float:
-        x = trial.suggest_float("x", -5.0, 5.0)
-        loss = 0.0
-        for step in range(1, REPORTS + 1):
-            loss = (x - 2.0) ** 2 + 1.0 / step
-            trial.report(loss, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return loss
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -5.0, 5.0)
+    loss = 0.0
+    for step in range(1, REPORTS + 1):
+        loss = (x - 2.0) ** 2 + 1.0 / step
+        trial.report(loss, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return loss
 
+
+def optuna_per_trial(url: str, n_trials: int) -> dict[str, float]:
     study = optuna.create_study(
         storage=optuna.storages.RDBStorage(url), sampler=optuna.samplers.RandomSampler(seed=1),
         pruner=optuna.pruners.NopPruner(), direction=StudyDirection.MINIMIZE.name.lower(),
         study_name=f"bookkeeping-{uuid.uuid4().hex[:6]}",
     )
     started = time.perf_counter()
-    study.optimize(objective, n_trials=n_trials)
+    study.optimize(_objective, n_trials=n_trials)
     return {"per_trial_ms": 1000 * (time.perf_counter() - started) / n_trials}
 
 
@@ -302,17 +297,6 @@ def parallel_spec(n_trials: int, workers: int) -> dict[str, Any]:
     raw["pruner"] = {"type": "median"}
     raw["budget"]["max_parallel"] = workers
     return raw
-
-
-def _objective(trial: optuna.Trial) -> float:
-    x = trial.suggest_float("x", -5.0, 5.0)
-    loss = 0.0
-    for step in range(1, REPORTS + 1):
-        loss = (x - 2.0) ** 2 + 1.0 / step
-        trial.report(loss, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-    return loss
 
 
 def poll_until_finished(url: str, study_id: int) -> None:

@@ -24,37 +24,13 @@ from storage_cold_start import (
     create_database,
     drop_database,
     finished_trials,
+    seed_finished_study,
     seed_optuna,
-    seed_tuneboard,
 )
-
-from tuneboard.db import session_scope
-from tuneboard.db.models import Study
-from tuneboard.spec import StudySpec
-from tuneboard.teams import create_team
-
-SPEC = {
-    "name": "read-latency",
-    "objective": {"entrypoint": "bench", "metric": "loss", "direction": "minimize"},
-    "search_space": {
-        "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
-        "hidden": {"type": "int", "low": 32, "high": 512, "step": 32},
-        "optimizer": {"type": "categorical", "choices": ["sgd", "adam", "adamw"]},
-    },
-    "budget": {"n_trials": 100000, "max_parallel": 4},
-}
 
 
 def seed(url: str, n_trials: int) -> tuple[int, str]:
-    seed_tuneboard(url, finished_trials(n_trials, 20))
-    spec = StudySpec.model_validate(SPEC).model_dump(mode="json")
-    with session_scope(url) as session:
-        team, key = create_team(session, "bench")
-        study = session.scalar(sa.select(Study).where(Study.optuna_name == STUDY))
-        assert study is not None
-        study.team_id, study.spec, study.state, study.name = team.id, spec, "completed", "bench"
-        study_id = study.id
+    study_id, key = seed_finished_study(url, "read-latency", n_trials, 20)
     with sa.create_engine(url).begin() as conn:
         # 5 metrics x 10 epochs per trial: 5M rows at 100k trials.
         conn.exec_driver_sql(

@@ -94,6 +94,37 @@ def seed_tuneboard(url: str, trials: list[FrozenTrial]) -> None:
         storage.add_trials(study_id, trials[i : i + 2000])
 
 
+def seed_finished_study(url: str, name: str, n_trials: int, steps: int) -> tuple[int, str]:
+    """``seed_tuneboard`` with ``n_trials`` finished trials, then the study made a completed
+    Tuneboard study named ``name`` (owned by a new team) over ``SPACE``; returns its id and the
+    team's API key."""
+    from tuneboard.db import session_scope
+    from tuneboard.db.models import Study
+    from tuneboard.spec import StudySpec, StudyState
+    from tuneboard.teams import create_team
+
+    seed_tuneboard(url, finished_trials(n_trials, steps))
+    spec = StudySpec.model_validate({
+        "name": name,
+        "objective": {"entrypoint": "bench", "metric": "loss", "direction": "minimize"},
+        "search_space": {
+            "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+            "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+            "hidden": {"type": "int", "low": 32, "high": 512, "step": 32},
+            "optimizer": {"type": "categorical", "choices": ["sgd", "adam", "adamw"]},
+        },
+        "budget": {"n_trials": n_trials, "max_parallel": 4},
+    }).model_dump(mode="json")
+    with session_scope(url) as session:
+        team, key = create_team(session, "bench")
+        study = session.scalar(sa.select(Study).where(Study.optuna_name == STUDY))
+        assert study is not None
+        study.team_id, study.spec, study.state, study.name = (
+            team.id, spec, StudyState.COMPLETED, "bench"
+        )
+        return study.id, key
+
+
 def seed_optuna(url: str, trials: list[FrozenTrial]) -> None:
     """Optuna's RDBStorage would take minutes to create these one by one: bulk insert its rows."""
     storage = optuna.storages.RDBStorage(url)

@@ -21,42 +21,17 @@ at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
 
-import httpx
 import optuna
 import sqlalchemy as sa
-from storage_cold_start import (
-    STUDY,
-    create_database,
-    drop_database,
-    finished_trials,
-    seed_tuneboard,
-)
+from _common import serve_api
+from storage_cold_start import create_database, drop_database, seed_finished_study
 
-from tuneboard.db import session_scope
-from tuneboard.db.models import Study
-from tuneboard.spec import StudySpec
-from tuneboard.teams import create_team
-
-SPEC = {
-    "name": "study-page",
-    "objective": {"entrypoint": "bench", "metric": "loss", "direction": "minimize"},
-    "search_space": {
-        "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
-        "hidden": {"type": "int", "low": 32, "high": 512, "step": 32},
-        "optimizer": {"type": "categorical", "choices": ["sgd", "adam", "adamw"]},
-    },
-    "budget": {"n_trials": 10000, "max_parallel": 4},
-}
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update"]
@@ -86,14 +61,7 @@ PROBE = """
 
 
 def seed(url: str, n_trials: int) -> tuple[int, str]:
-    seed_tuneboard(url, finished_trials(n_trials, 0))
-    spec = StudySpec.model_validate(SPEC).model_dump(mode="json")
-    with session_scope(url) as session:
-        team, key = create_team(session, "bench")
-        study = session.scalar(sa.select(Study).where(Study.optuna_name == STUDY))
-        assert study is not None
-        study.team_id, study.spec, study.state, study.name = team.id, spec, "completed", "bench"
-        study_id = study.id
+    study_id, key = seed_finished_study(url, "study-page", n_trials, 0)
     with sa.create_engine(url).begin() as conn:
         # A trial every ~8 s over the day, each running 5-35 s, 10 epochs of 3 metrics.
         conn.exec_driver_sql(
@@ -109,23 +77,6 @@ def seed(url: str, n_trials: int) -> tuple[int, str]:
         )
         conn.exec_driver_sql("ANALYZE")
     return study_id, key
-
-
-def serve(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TUNEBOARD_DATABASE_URL": url,
-           "TUNEBOARD_BROKER_URL": "redis://127.0.0.1:6379/14"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port), "--log-level",
-         "warning"], env=env,
-    )
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the API did not start")
 
 
 def load_times(base: str, path: str, key: str, loads: int) -> list[dict[str, float]]:
@@ -168,7 +119,7 @@ def main() -> None:
         study_id, key = seed(url, args.trials)
         print(f"seeded {args.trials} trials + {args.trials * 30} metric rows "
               f"in {time.perf_counter() - start:.0f} s")
-        proc = serve(url, args.port)
+        proc = serve_api(url, args.port)
         try:
             base = f"http://127.0.0.1:{args.port}"
             times = load_times(base, f"/ui/studies/{study_id}", key, args.loads)

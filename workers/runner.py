@@ -288,18 +288,18 @@ def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
             log.info("study %s ran out of budget.timeout_s; trial id %s not started",
                      study.id, trial_id)
             return None
+        # A retry keeps its lost attempt's checkpoints, to resume from them.
+        where = (str(study.id), str(trial.retry_of if trial.retry_of is not None else trial.number))
+        checkpoint_url = trial.checkpoint_path or join_url(settings.artifact_url, *where)
         if not repo.claim_trial(session, trial_id, worker=worker,
-                                device=devices.describe_device(device), now=now):
+                                device=devices.describe_device(device), now=now,
+                                checkpoint_path=checkpoint_url):
             log.info("trial id %s was claimed by another worker", trial_id)
             return None
         retried = (
             repo.get_trial(session, study.id, trial.retry_of)
             if trial.retry_of is not None else None
         )
-        # A retry keeps its lost attempt's checkpoints, to resume from them.
-        where = (str(study.id), str(trial.retry_of if trial.retry_of is not None else trial.number))
-        checkpoint_url = trial.checkpoint_path or join_url(settings.artifact_url, *where)
-        repo.set_checkpoint_path(session, trial_id, checkpoint_url)
         try:
             checkpoints = open_store(checkpoint_url, s3_endpoint=settings.artifact_s3_endpoint)
         except ImportError as err:  # an object store without fsspec/s3fs installed
@@ -515,7 +515,7 @@ def _context(
     stop: StopCheck,
     checkpoints: OrderedCheckpointStore,
 ) -> TrialContext:
-    dumped = spec.model_dump(mode="json")
+    dumped = spec.model_dump(mode="json", include={"objective", "early_stopping", "callbacks"})
     resume_from = (
         claim.checkpoints.fetch(LATEST_CHECKPOINT, claim.checkpoint_dir)
         if claim.retried_trial_id is not None else None

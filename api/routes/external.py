@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
@@ -31,6 +30,7 @@ from api.deps import (
     Member,
     SessionDep,
     SettingsDep,
+    StorageDep,
     StudyId,
     TrialNumber,
     unit_of_work,
@@ -38,7 +38,6 @@ from api.deps import (
 from api.errors import error_response
 from api.openapi import ERRORS, ErrorBody
 from api.ratelimit import check_running_trials_cap
-from tuneboard.optimization import SqlStorage
 from tuneboard.studies import external
 from tuneboard.studies.external_schemas import (
     MAX_ASK_COUNT,
@@ -65,17 +64,6 @@ def get_transaction(request: Request) -> Transaction:
 
 Transactions = Annotated[Transaction, Depends(get_transaction)]
 
-
-@lru_cache(maxsize=4)
-def _storage(url: str) -> SqlStorage:
-    return SqlStorage(url)
-
-
-def get_storage(settings: SettingsDep) -> SqlStorage:
-    return _storage(settings.database_url)
-
-
-StorageDep = Annotated[SqlStorage, Depends(get_storage)]
 
 REPORT_EXAMPLES: dict[str, Any] = {
     "one step": {"value": {"step": 3, "metrics": {"val_loss": 0.41, "val_accuracy": 0.88}}},

@@ -6,8 +6,8 @@ from fastapi import APIRouter, status
 
 from api.deps import API_PREFIX, Member, SessionDep, StudyId
 from api.openapi import ERRORS
+from api.routes.studies import study_detail
 from tuneboard.studies import lineage
-from tuneboard.studies import service as studies
 from tuneboard.studies.lineage import CloneRequest, ExtendRequest
 from tuneboard.studies.schemas import StudyDetail
 
@@ -26,9 +26,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/studies", tags=["studies"], responses=E
 def extend_study(
     session: SessionDep, principal: Member, study_id: StudyId, body: ExtendRequest
 ) -> StudyDetail:
-    study = lineage.extend_study(session, principal, study_id, body)
-    counts, best = studies.study_overview(session, study)
-    return StudyDetail.of_study(study, counts, best)
+    return study_detail(session, lineage.extend_study(session, principal, study_id, body))
 
 
 @router.post(
@@ -43,6 +41,4 @@ def extend_study(
 def clone_study(
     session: SessionDep, principal: Member, study_id: StudyId, body: CloneRequest
 ) -> StudyDetail:
-    study = lineage.clone_study(session, principal, study_id, body)
-    counts, best = studies.study_overview(session, study)
-    return StudyDetail.of_study(study, counts, best)
+    return study_detail(session, lineage.clone_study(session, principal, study_id, body))

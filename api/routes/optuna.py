@@ -24,16 +24,15 @@ from optuna.trial import TrialState
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 from sqlalchemy.orm import Session
 
-from api.deps import API_PREFIX, STUDY_CAPS, Member, SessionDep, SettingsDep, Viewer, unit_of_work
+from api.deps import API_PREFIX, STUDY_CAPS, Member, SessionDep, StorageDep, Viewer, unit_of_work
 from api.openapi import ERRORS
 from api.pagination import Cursor, Limit, decode_cursor, page
 from tuneboard.client.optuna import decode, decode_float, trial_from_json, trial_to_json
 from tuneboard.db.models import Study
 from tuneboard.errors import InvalidInput, NotFound
-from tuneboard.optimization import SqlStorage
 from tuneboard.spec import Direction, JsonFloat, JsonInt
 from tuneboard.studies import remote
-from tuneboard.studies.remote_repository import TrialScope
+from tuneboard.studies.remote_repository import StudyScope, TrialScope
 
 router = APIRouter(prefix=f"{API_PREFIX}/optuna", tags=["optuna"], responses=ERRORS)
 
@@ -94,15 +93,6 @@ class Sync(BaseModel):
     )
 
 
-@functools.lru_cache(maxsize=8)
-def _storage(url: str) -> SqlStorage:
-    return SqlStorage(url)
-
-
-def get_storage(settings: SettingsDep) -> SqlStorage:
-    return _storage(settings.database_url)
-
-
 Reader = Callable[[], AbstractContextManager[Session]]
 
 
@@ -112,8 +102,19 @@ def get_reader(request: Request) -> Reader:
     return functools.partial(unit_of_work, request.app.state.read_session_factory)
 
 
-StorageDep = Annotated[SqlStorage, Depends(get_storage)]
 ReadDep = Annotated[Reader, Depends(get_reader)]
+
+
+def _study_scope(read: Reader, team_id: int, study_id: int) -> StudyScope:
+    """The team's study (else 404), read in a unit of work that ends before the storage call."""
+    with read() as db:
+        return remote.study_scope(db, team_id, study_id)
+
+
+def _trial_scope(read: Reader, team_id: int, trial_id: int) -> TrialScope:
+    """The team's trial (else 404), read in a unit of work that ends before the storage call."""
+    with read() as db:
+        return remote.trial_scope(db, team_id, trial_id)
 
 
 def _json(payload: Any, status_code: int = 200) -> Response:
@@ -207,8 +208,7 @@ def set_study_user_attr(
     if body.key == remote.STANDARD_ATTR:
         remote.set_standard(session, principal.team_id, principal.actor, study_id, body.value)
         return
-    with read() as db:
-        remote.study_scope(db, principal.team_id, study_id)
+    _study_scope(read, principal.team_id, study_id)
     with remote.optuna_errors():
         storage.set_study_user_attr(study_id, body.key, decode(body.value))
 
@@ -221,8 +221,7 @@ def set_study_user_attr(
 def set_study_system_attr(
     read: ReadDep, storage: StorageDep, principal: Member, study_id: int, body: Attr
 ) -> None:
-    with read() as db:
-        remote.study_scope(db, principal.team_id, study_id)
+    _study_scope(read, principal.team_id, study_id)
     with remote.optuna_errors():
         storage.set_study_system_attr(study_id, body.key, decode(body.value))
 
@@ -267,8 +266,7 @@ def create_trial(
 def trial_by_number(
     read: ReadDep, storage: StorageDep, principal: Viewer, study_id: int, number: int
 ) -> dict[str, int]:
-    with read() as db:
-        remote.study_scope(db, principal.team_id, study_id)
+    _study_scope(read, principal.team_id, study_id)
     if not 0 <= number <= remote.MAX_ID:
         raise NotFound(f"No trial with trial number {number} exists.")
     with remote.optuna_errors():
@@ -291,8 +289,7 @@ def sync_trials(
     limit: Limit,
     cursor: Cursor = None,
 ) -> Response:
-    with read() as db:
-        remote.study_scope(db, principal.team_id, study_id)
+    _study_scope(read, principal.team_id, study_id)
     (after_page,) = decode_cursor(cursor, int) if cursor else (-1,)
     unfinished = set(body.unfinished_ids)
     with remote.optuna_errors():
@@ -310,8 +307,7 @@ def sync_trials(
 def get_trial(
     read: ReadDep, storage: StorageDep, principal: Viewer, trial_id: int
 ) -> Response:
-    with read() as db:
-        remote.trial_scope(db, principal.team_id, trial_id)
+    _trial_scope(read, principal.team_id, trial_id)
     with remote.optuna_errors():
         return _json(trial_to_json(storage.get_trial(trial_id)))
 
@@ -348,8 +344,7 @@ def set_trial_state(
     trial_id: int,
     body: SetState,
 ) -> dict[str, bool]:
-    with read() as db:
-        scope = remote.trial_scope(db, principal.team_id, trial_id)
+    scope = _trial_scope(read, principal.team_id, trial_id)
     state = TrialState[body.state]
     with remote.optuna_errors():
         updated = storage.set_trial_state_values(trial_id, state, body.values)
@@ -370,8 +365,7 @@ def set_intermediate_value(
     trial_id: int,
     body: SetIntermediate,
 ) -> None:
-    with read() as db:
-        remote.trial_scope(db, principal.team_id, trial_id)
+    _trial_scope(read, principal.team_id, trial_id)
     with remote.optuna_errors():
         storage.set_trial_intermediate_value(trial_id, body.step, body.value)
 
@@ -384,8 +378,7 @@ def set_intermediate_value(
 def set_trial_user_attr(
     read: ReadDep, storage: StorageDep, principal: Member, trial_id: int, body: Attr
 ) -> None:
-    with read() as db:
-        remote.trial_scope(db, principal.team_id, trial_id)
+    _trial_scope(read, principal.team_id, trial_id)
     with remote.optuna_errors():
         storage.set_trial_user_attr(trial_id, body.key, decode(body.value))
 
@@ -398,8 +391,7 @@ def set_trial_user_attr(
 def set_trial_system_attr(
     read: ReadDep, storage: StorageDep, principal: Member, trial_id: int, body: Attr
 ) -> None:
-    with read() as db:
-        remote.trial_scope(db, principal.team_id, trial_id)
+    _trial_scope(read, principal.team_id, trial_id)
     with remote.optuna_errors():
         storage.set_trial_system_attr(trial_id, body.key, decode(body.value))
 

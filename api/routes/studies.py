@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
+from sqlalchemy.orm import Session
 
 from api.deps import (
     API_PREFIX,
@@ -20,6 +21,7 @@ from api.deps import (
 from api.openapi import ERRORS, spec_request_body
 from api.pagination import Cursor, Limit, cursor_query, decode_cursor, page
 from tuneboard import leaderboard
+from tuneboard.db.models import Study
 from tuneboard.schemas import Page
 from tuneboard.spec.refs import REF_PATTERN
 from tuneboard.spec.states import StudyState
@@ -36,6 +38,14 @@ from tuneboard.studies.schemas import (
 )
 
 router = APIRouter(prefix=f"{API_PREFIX}/studies", tags=["studies"], responses=ERRORS)
+
+
+def study_detail(session: Session, study: Study) -> StudyDetail:
+    """The study with its trial counts and best trial, as a route that makes or changes one
+    answers it."""
+    counts, best = studies.study_overview(session, study)
+    return StudyDetail.of_study(study, counts, best)
+
 
 @router.post(
     "",
@@ -65,8 +75,7 @@ def create_study(
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
-    counts, best = studies.study_overview(session, study)
-    return StudyDetail.of_study(study, counts, best)
+    return study_detail(session, study)
 
 
 @router.get("", summary="List the team's studies, newest first")

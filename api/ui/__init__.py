@@ -17,14 +17,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from api.deps import API_PREFIX, MAX_ID
+from api.deps import API_PREFIX, StudyId, TrialNumber
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 StandardName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.-]{1,200}$")]
-StudyIdParam = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 PLOTLY_JS = resources.files("plotly") / "package_data" / "plotly.min.js"
 PLOTLY_URL = f"/ui/vendor/plotly-{metadata.version('plotly')}.min.js"
@@ -76,15 +75,15 @@ def studies_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
-def study_page(request: Request, study_id: StudyIdParam) -> HTMLResponse:
+def study_page(request: Request, study_id: StudyId) -> HTMLResponse:
     return _page(request, "study.html", study_id=study_id)
 
 
 @router.get("/studies/{study_id}/trials/{number}", response_class=HTMLResponse)
 def trial_page(
     request: Request,
-    study_id: StudyIdParam,
-    number: Annotated[int, PathParam(ge=0, le=MAX_ID)],
+    study_id: StudyId,
+    number: TrialNumber,
 ) -> HTMLResponse:
     return _page(request, "trial.html", study_id=study_id, number=number)
 

@@ -26,7 +26,7 @@ from tuneboard.db.models import StandardVersion
 from tuneboard.errors import InvalidInput
 from tuneboard.schemas import UtcDatetime, View
 from tuneboard.spec.catalog import PRUNERS, SAMPLERS
-from tuneboard.spec.refs import REF_PATTERN
+from tuneboard.spec.refs import REF_PATTERN, StandardRef
 from tuneboard.spec.scalars import JsonBool, JsonFloat, JsonInt
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,200}$"
@@ -419,7 +419,7 @@ def document_of(version: StandardVersion) -> StandardDocument:
 
 
 def version_ref(version: StandardVersion) -> str:
-    return f"{version.standard.name}@{version.version}"
+    return str(StandardRef(version.standard.name, version.version))
 
 
 class StandardBody(StandardDocument):

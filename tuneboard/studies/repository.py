@@ -185,14 +185,17 @@ def trial_table_rows(session: Session, study_id: int, from_number: int = 0) -> l
 
 
 def claim_trial(
-    session: Session, trial_id: int, *, worker: str, device: str, now: datetime
+    session: Session, trial_id: int, *, worker: str, device: str, now: datetime,
+    checkpoint_path: str | None = None,
 ) -> bool:
-    """WAITING -> RUNNING, once: a duplicate or late delivery finds nothing to claim."""
+    """WAITING -> RUNNING, once: a duplicate or late delivery finds nothing to claim.
+    ``checkpoint_path``, when given, is set in the same statement."""
+    path = {} if checkpoint_path is None else {"checkpoint_path": checkpoint_path}
     result = session.execute(
         update(Trial)
         .where(Trial.id == trial_id, Trial.state == TrialState.WAITING)
         .values(state=TrialState.RUNNING, worker=worker, device=device, heartbeat_at=now,
-                datetime_start=now)
+                datetime_start=now, **path)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

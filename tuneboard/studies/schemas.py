@@ -26,8 +26,9 @@ from tuneboard.schemas import (
     finite_or_none,
     json_safe,
 )
-from tuneboard.spec import EXAMPLE_SPEC, StandardRef, StudyState, TrialState
+from tuneboard.spec import EXAMPLE_SPEC, StudyState, TrialState
 from tuneboard.spec.states import TrialOrigin
+from tuneboard.standards.schemas import version_ref
 from tuneboard.studies.ensemble_schemas import EnsembleOut
 
 
@@ -49,9 +50,7 @@ def spec_metrics(study: Study) -> list[str]:
 
 def standard_ref(study: Study) -> str | None:
     version = study.standard_version
-    if version is None:
-        return None
-    return str(StandardRef(version.standard.name, version.version))
+    return None if version is None else version_ref(version)
 
 
 # --- studies ------------------------------------------------------------------------------------

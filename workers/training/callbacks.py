@@ -182,10 +182,8 @@ class ModelCheckpoint(Callback):
         keep: Iterable[str] = ("latest",),
         monitor: str = "val_loss",
         mode: str = "auto",
-        before_save: Callable[[], None] | None = None,
     ) -> None:
         self.keep = frozenset(keep)
-        self.before_save = before_save
         unknown = sorted(self.keep - set(CHECKPOINT_KINDS))
         if unknown:
             raise TrainingConfigError(
@@ -200,8 +198,6 @@ class ModelCheckpoint(Callback):
         save_latest = "latest" in self.keep
         if not (save_best or save_latest):
             return
-        if self.before_save is not None:
-            self.before_save()
         data = dump_checkpoint(self.loop.state_dict())
         if save_best:
             self.store.save(BEST_CHECKPOINT, data)

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +21,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.api.conftest import API, BROKER_URL, Team
+from tests.live_server import serve_process
 from tuneboard.db import session_scope
 from tuneboard.db.base import utcnow
 from tuneboard.optimization.storage import SqlStorage
@@ -46,47 +43,18 @@ SPACE = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(migrated_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``uvicorn api.main:app`` in its own process on the backend's database."""
     home = tmp_path_factory.mktemp("ui-server")
-    port = _free_port()
     env = {
-        **os.environ,
         "TUNEBOARD_DATABASE_URL": migrated_db,
         "TUNEBOARD_BROKER_URL": BROKER_URL,
         "TUNEBOARD_HOME": str(home),
         "TUNEBOARD_ENVIRONMENT": "test",
     }
-    log = (home / "uvicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            assert proc.poll() is None, (home / "uvicorn.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.1)
+    with serve_process(env, home / "uvicorn.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="session")
