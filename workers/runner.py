@@ -369,6 +369,7 @@ class _Outcome:
     unwritten: bool = False
     values: list[float] | None = None
     system_attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    error: str | None = None
 
 
 def _run_claimed(
@@ -425,13 +426,8 @@ def _run_claimed(
     except Exception as exc:
         error = describe_failure(exc)
         log.info("trial %s/%d failed: %s", claim.study_id, claim.number, error.splitlines()[0])
-        last_metrics = reporter.last_metrics if reporter else {}
-        # Kept trying until the database answers: given up, the failure would be recorded by
-        # the reaper as a lost worker instead of what it was.
-        ride_out(f"recording the failure of trial id {claim.trial_id}",
-                 lambda: _record_failure(storage, claim, study, trial, error, last_metrics),
-                 limit_s=None)
-        return _Outcome(TrialState.FAIL, last_metrics)
+        return _failed(storage, claim, study, trial, error,
+                       reporter.last_metrics if reporter else {})
 
 
 def _ask(
@@ -478,25 +474,29 @@ def _tell(
                     values=held.values, system_attrs=attrs)
 
 
-def _record_failure(
-    storage: SqlStorage,
+def _failed(
+    storage: _WorkerStorage,
     claim: _Claim,
     study: optuna.Study | None,
     trial: optuna.trial.Trial | None,
     error: str,
     metrics: dict[str, float],
-) -> None:
-    with session_scope(storage.url) as session:
-        repo.record_trial_error(session, claim.trial_id, error)
+) -> _Outcome:
+    """A FAIL with its error, held for :func:`_finish` like any other outcome: the failure, the
+    verdict and the dispatch land in one transaction, so a study never shows its last trial
+    ended while the study itself is not yet settled. Optuna's tell runs when the ask got as far
+    as a trial (the sampler's ``after_trial`` sees the failure); a tell that fails itself still
+    leaves the FAIL to write."""
+    attrs = {"fail_reason": error, **_final_metrics_attrs(claim, metrics)}
     if study is not None and trial is not None:
-        if storage.get_trial(claim.trial_id).state.is_finished():
-            return  # a try before an outage landed, or the reaper already failed the trial
-        storage.set_trial_system_attr(claim.trial_id, "fail_reason", error)
-        for key, value in _final_metrics_attrs(claim, metrics).items():
-            storage.set_trial_system_attr(claim.trial_id, key, value)
-        study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-    elif storage.get_trial(claim.trial_id).state == optuna.trial.TrialState.RUNNING:
-        storage.set_trial_state_values(claim.trial_id, optuna.trial.TrialState.FAIL)
+        try:
+            told = _tell(storage, claim, study, trial, metrics,
+                         state=optuna.trial.TrialState.FAIL)
+            return dataclasses.replace(told, error=error, system_attrs={**told.system_attrs,
+                                                                         **attrs})
+        except Exception:
+            log.exception("trial id %s: Optuna's tell of its failure failed", claim.trial_id)
+    return _Outcome(TrialState.FAIL, metrics, unwritten=True, system_attrs=attrs, error=error)
 
 
 def _final_metrics_attrs(claim: _Claim, metrics: dict[str, float]) -> dict[str, Any]:
@@ -551,7 +551,7 @@ def _finish(
         repo.lock_study(session, claim.study_id)
         if outcome.unwritten:
             repo.finish_trial(session, claim.trial_id, outcome.state, outcome.values, utcnow(),
-                              system_attrs=outcome.system_attrs)
+                              system_attrs=outcome.system_attrs, error=outcome.error)
         if claim.judged:
             trial = repo.get_trial_by_id(session, claim.trial_id)
             if trial is not None and trial.state.is_finished():

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    ColumnElement,
     Row,
     Select,
     Text,
@@ -17,8 +18,10 @@ from sqlalchemy import (
     insert,
     literal,
     null,
+    or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session, aliased, load_only
@@ -31,10 +34,13 @@ from tuneboard.db.models import (
     Trial,
     TrialMetric,
 )
-from tuneboard.spec.states import StudyState, TrialState
+from tuneboard.db.queries import ranked_trials
+from tuneboard.spec.states import StudyState, TrialOrigin, TrialState
 
 ACTIVE_TRIAL = TrialState.active()
 ACTIVE_STUDY = StudyState.active()
+# Studies per statement of ``trials_numbered_above`` (each adds a condition to it).
+NUMBERED_ABOVE_CHUNK = 200
 
 
 def _lockable(session: Session, stmt: Select[Any], of: Any) -> Select[Any]:
@@ -411,15 +417,6 @@ def trial_progress(
     return None if row is None else (row[0], row[1], row[2])
 
 
-def record_trial_error(session: Session, trial_id: int, error: str) -> None:
-    """The error text of a trial about to fail; a trial already finished keeps its own."""
-    session.execute(
-        update(Trial)
-        .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
-        .values(error=error)
-    )
-
-
 def finish_trial(
     session: Session,
     trial_id: int,
@@ -428,13 +425,16 @@ def finish_trial(
     now: datetime,
     *,
     system_attrs: Mapping[str, Any] | None = None,
+    error: str | None = None,
 ) -> bool:
     """RUNNING -> ``state`` with Optuna's ``values`` (the first as the sortable ``value``, NULL
-    for NaN; non-finite floats as strings) and ``system_attrs`` added: a worker's tell, written
-    in its caller's transaction. A trial no longer RUNNING (the reaper failed it) keeps its
-    outcome, and False says so."""
+    for NaN; non-finite floats as strings), ``system_attrs`` added and a failure's ``error``: a
+    worker's tell, written in its caller's transaction. A trial no longer RUNNING (the reaper
+    failed it) keeps its outcome, and False says so."""
     changes: dict[str, Any] = {"state": state, "datetime_complete": now, "value": None,
                                "values": null()}
+    if error is not None:
+        changes["error"] = error
     if values is not None:
         changes["values"] = [v if math.isfinite(v) else str(v) for v in values]
         changes["value"] = values[0] if values and not math.isnan(values[0]) else None
@@ -467,3 +467,115 @@ def fail_stale_trial(
                 datetime_complete=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def trials_of_origin(
+    session: Session, study_id: int, origins: Collection[TrialOrigin]
+) -> list[Trial]:
+    """The study's trials created for any of ``origins``."""
+    return list(
+        session.scalars(
+            select(Trial).where(Trial.study_id == study_id, Trial.origin.in_(origins))
+        )
+    )
+
+
+# --- trial counts per state (``studies/counts.py``) ----------------------------------------
+
+
+def trial_state_snapshot(
+    session: Session, study_ids: Collection[int]
+) -> list[Row[Any, Any, Any, Any]]:
+    """The studies' trials by state in one statement (one snapshot), as rows of
+    ``(study_id, state, n, trial_id)``: each finished state with its count ``n``; each
+    unfinished trial with its ``trial_id``; and each study's highest trial number as ``n``, the
+    only rows without a state."""
+    in_studies = Trial.study_id.in_(study_ids)
+    finished = (
+        select(Trial.study_id, Trial.state, func.count().label("n"), null().label("trial_id"))
+        .where(in_studies, Trial.state.in_(TrialState.finished()))
+        .group_by(Trial.study_id, Trial.state)
+    )
+    unfinished = select(
+        Trial.study_id, Trial.state, null().label("n"), Trial.id.label("trial_id")
+    ).where(in_studies, Trial.state.in_(ACTIVE_TRIAL))
+    highest = (
+        select(Trial.study_id, null().label("state"), func.max(Trial.number).label("n"),
+               null().label("trial_id"))
+        .where(in_studies)
+        .group_by(Trial.study_id)
+    )
+    return list(session.execute(union_all(finished, unfinished, highest)))
+
+
+def trials_numbered_above(
+    session: Session, numbers: Mapping[int, int]
+) -> list[Row[int, int, int, TrialState]]:
+    """``(study_id, number, id, state)`` of each study's trials numbered above
+    ``numbers[study_id]``, in statements of ``NUMBERED_ABOVE_CHUNK`` studies."""
+    items = list(numbers.items())
+    rows: list[Row[int, int, int, TrialState]] = []
+    for start in range(0, len(items), NUMBERED_ABOVE_CHUNK):
+        newer = [
+            (Trial.study_id == study_id) & (Trial.number > number)
+            for study_id, number in items[start : start + NUMBERED_ABOVE_CHUNK]
+        ]
+        rows.extend(session.execute(
+            select(Trial.study_id, Trial.number, Trial.id, Trial.state).where(or_(*newer))
+        ))
+    return rows
+
+
+def trial_states(
+    session: Session, trial_ids: Collection[int]
+) -> list[Row[int, TrialState]]:
+    """``(id, state)`` of those of ``trial_ids`` that still exist."""
+    return list(session.execute(select(Trial.id, Trial.state).where(Trial.id.in_(trial_ids))))
+
+
+# --- the stopping rule (``studies/stopping.py``) -------------------------------------------
+
+
+def _judged_by_stopping(study: Study) -> list[ColumnElement[bool]]:
+    """Conditions on the trials a stopping rule judges: search trials (no stability re-runs),
+    numbered since the study's last extension."""
+    conditions: list[ColumnElement[bool]] = [
+        Trial.study_id == study.id,
+        Trial.origin != TrialOrigin.STABILITY,
+    ]
+    if study.stopping_since is not None:
+        conditions.append(Trial.number >= study.stopping_since)
+    return conditions
+
+
+def last_finished_judged(
+    session: Session, study: Study, limit: int
+) -> list[Row[int, TrialState, float | None, bool | None]]:
+    """``(id, state, value, accepted)`` of the last ``limit`` finished trials the stopping rule
+    judges, the most recently finished first (ties: the higher id first)."""
+    return list(session.execute(
+        select(Trial.id, Trial.state, Trial.value, Trial.accepted)
+        .where(*_judged_by_stopping(study), Trial.state.in_(TrialState.finished()))
+        .order_by(Trial.datetime_complete.desc().nulls_last(), Trial.id.desc())
+        .limit(limit)
+    ))
+
+
+def count_complete_judged(session: Session, study: Study) -> int:
+    """How many complete trials the stopping rule judges."""
+    return session.scalar(
+        select(func.count()).where(*_judged_by_stopping(study), Trial.state == TrialState.COMPLETE)
+    ) or 0
+
+
+def best_value_excluding(
+    session: Session, study: Study, trial_ids: Collection[int], *, accepted_only: bool
+) -> float | None:
+    """The study's best value (as ``ranked_trials`` ranks, over all its trials) apart from
+    ``trial_ids``; None when no other trial is ranked."""
+    return session.scalar(
+        ranked_trials(study.id, maximize=study.maximizes, accepted_only=accepted_only,
+                      columns=(Trial.value,))
+        .where(Trial.id.not_in(trial_ids))
+        .limit(1)
+    )

@@ -185,8 +185,6 @@ def finish(
     if outcome is None:
         ostudy.tell(trial, state=optuna.trial.TrialState.PRUNED)
     elif isinstance(outcome, str):
-        with session_scope(db_url) as session:
-            repo.record_trial_error(session, trial._trial_id, outcome)
         ostudy.tell(trial, state=optuna.trial.TrialState.FAIL)
     else:
         ostudy.tell(trial, list(outcome) if isinstance(outcome, tuple) else outcome)
@@ -195,6 +193,8 @@ def finish(
         row = repo.get_trial(session, ostudy._study_id, trial.number)
         assert row is not None
         row.device, row.worker = "cpu", "celery@ui-test"
+        if isinstance(outcome, str):
+            row.error = outcome
         final = {"val_accuracy": first, "generalization_gap": gap} if isinstance(
             first, float) else {}
         judge(session, row, final)
