@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Select, event, func, inspect, select
@@ -9,6 +10,9 @@ from sqlalchemy.orm import Mapper, Session, aliased
 
 from tuneboard.db.models import Standard, StandardVersion, Study, Trial
 from tuneboard.db.queries import ranked_trials
+
+# Rows per fetch of a streamed read.
+STREAM_ROWS = 1000
 
 
 class ImmutableVersionError(RuntimeError):
@@ -121,11 +125,101 @@ def list_versions(
     return list(session.scalars(stmt.order_by(StandardVersion.version).limit(limit)))
 
 
+def all_versions(session: Session, standard_id: int) -> list[StandardVersion]:
+    """Every version of the standard, oldest first."""
+    return list(
+        session.scalars(
+            select(StandardVersion)
+            .where(StandardVersion.standard_id == standard_id)
+            .order_by(StandardVersion.version)
+        )
+    )
+
+
 def get_study(session: Session, team_id: int, study_id: int) -> Study | None:
     return session.scalar(select(Study).where(Study.team_id == team_id, Study.id == study_id))
 
 
-def best_accepted_trial(session: Session, study: Study) -> Trial | None:
-    return session.scalar(
-        ranked_trials(study.id, maximize=study.maximizes, accepted_only=True).limit(1)
+def studies_under_versions(
+    session: Session, team_id: int, version_ids: Collection[int]
+) -> list[Study]:
+    """The team's studies pinned to any of ``version_ids``, newest first."""
+    return list(
+        session.scalars(
+            select(Study)
+            .where(Study.team_id == team_id, Study.standard_version_id.in_(version_ids))
+            .order_by(Study.id.desc())
+        )
     )
+
+
+def top_accepted_trials(session: Session, study: Study, limit: int) -> list[Trial]:
+    """The study's best ``limit`` accepted trials, best first (as ``ranked_trials`` ranks)."""
+    ranked = ranked_trials(study.id, maximize=study.maximizes, accepted_only=True)
+    return list(session.scalars(ranked.limit(limit)))
+
+
+def best_accepted_trial(session: Session, study: Study) -> Trial | None:
+    return next(iter(top_accepted_trials(session, study, 1)), None)
+
+
+def best_accepted_trials(session: Session, studies: Iterable[Study]) -> dict[int, Trial]:
+    """Each study's best accepted trial, by study id, in two statements per direction whatever
+    the number of studies; a study with no accepted trial is left out."""
+    studies = list(studies)
+    best = aliased(Trial)
+    best_ids: dict[int, int] = {}
+    for maximize in (True, False):
+        ids = [s.id for s in studies if s.maximizes is maximize]
+        if not ids:
+            continue
+        best_id = (
+            ranked_trials(Study.id, maximize=maximize, accepted_only=True, columns=(best.id,),
+                          trial=best)
+            .limit(1)
+            .correlate(Study)
+            .scalar_subquery()
+        )
+        rows = session.execute(select(Study.id, best_id).where(Study.id.in_(ids)))
+        best_ids.update({sid: tid for sid, tid in rows if tid is not None})
+    if not best_ids:
+        return {}
+    return {t.study_id: t for t in session.scalars(
+        select(Trial).where(Trial.id.in_(best_ids.values()))
+    )}
+
+
+def judged_trial_counts(
+    session: Session, study_ids: Collection[int]
+) -> list[tuple[int, bool | None, int]]:
+    """Per study and ``accepted`` value (None: the verdict is pending), how many of the
+    studies' trials have a verdict."""
+    if not study_ids:
+        return []
+    rows = session.execute(
+        select(Trial.study_id, Trial.accepted, func.count())
+        .where(Trial.study_id.in_(study_ids), Trial.verdict.is_not(None))
+        .group_by(Trial.study_id, Trial.accepted)
+    )
+    return [(study_id, accepted, n) for study_id, accepted, n in rows]
+
+
+def stream_verdicts(
+    session: Session, team_id: int, version_ids: Sequence[int]
+) -> Iterable[tuple[int, dict[str, Any] | None]]:
+    """(version id, verdict) of every judged trial of the team's studies under
+    ``version_ids``, fetched ``STREAM_ROWS`` at a time: memory stays flat however many trials
+    there are. Iterate it before the session runs another statement."""
+    if not version_ids:
+        return []
+    rows = session.execute(
+        select(Study.standard_version_id, Trial.verdict)
+        .join(Study, Study.id == Trial.study_id)
+        .where(
+            Study.team_id == team_id,
+            Study.standard_version_id.in_(version_ids),
+            Trial.verdict.is_not(None),
+        )
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    return ((version_id, verdict) for version_id, verdict in rows)

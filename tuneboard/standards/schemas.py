@@ -7,6 +7,7 @@ A document is validated once, when it is published; stored versions are read bac
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Literal
 
@@ -414,8 +415,21 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "document"
 
 
+_PARSED_DOCUMENTS_KEPT = 256
+_parsed_documents: dict[tuple[int, str], StandardDocument] = {}
+
+
 def document_of(version: StandardVersion) -> StandardDocument:
-    return StandardDocument.model_validate(version.document)
+    """The version's document as a model. A published version never changes, so each parse is
+    kept (by id and content, as one process may see several databases) and shared by every
+    caller: read it, never change it."""
+    key = (version.id, json.dumps(version.document, sort_keys=True))
+    document = _parsed_documents.get(key)
+    if document is None:
+        if len(_parsed_documents) >= _PARSED_DOCUMENTS_KEPT:
+            _parsed_documents.clear()
+        document = _parsed_documents[key] = StandardDocument.model_validate(version.document)
+    return document
 
 
 def version_ref(version: StandardVersion) -> str:

@@ -20,22 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from tuneboard.db.models import Standard, StandardVersion, Study, Trial
-from tuneboard.db.queries import ranked_trials
+from tuneboard.db.models import StandardVersion, Study, Trial
 from tuneboard.errors import NotFound
 from tuneboard.optimization.params import external_params
 from tuneboard.schemas import JsonObject, Number, UtcDatetime
 from tuneboard.spec import Direction, StandardRef, StudyState
+from tuneboard.standards import repository
 from tuneboard.standards.acceptance import evaluate
 from tuneboard.standards.schemas import document_of
 
 __all__ = ["STUDIES_PER_VERSION", "StandardUsage", "standard_usage"]
 
 STUDIES_PER_VERSION = 100
-_STREAM_ROWS = 1000
 
 
 class TrialCounts(BaseModel):
@@ -130,26 +128,12 @@ class _Tally:
 
 
 def standard_usage(session: Session, team_id: int, name: str) -> StandardUsage:
-    standard = session.scalar(
-        select(Standard).where(Standard.team_id == team_id, Standard.name == name)
-    )
+    standard = repository.get_standard(session, team_id, name)
     if standard is None:
         raise NotFound(f"standard {name!r} not found")
-    versions = list(
-        session.scalars(
-            select(StandardVersion)
-            .where(StandardVersion.standard_id == standard.id)
-            .order_by(StandardVersion.version)
-        )
-    )
+    versions = repository.all_versions(session, standard.id)
     by_id = {v.id: v for v in versions}
-    studies = list(
-        session.scalars(
-            select(Study)
-            .where(Study.team_id == team_id, Study.standard_version_id.in_(by_id))
-            .order_by(Study.id.desc())
-        )
-    )
+    studies = repository.studies_under_versions(session, team_id, list(by_id))
     counts = _trial_counts(session, [s.id for s in studies])
     tallies = _criterion_tallies(session, team_id, list(by_id))
     best = _best_accepted(session, [s for s in studies if counts[s.id].accepted])
@@ -188,14 +172,7 @@ def standard_usage(session: Session, team_id: int, name: str) -> StandardUsage:
 
 def _trial_counts(session: Session, study_ids: list[int]) -> defaultdict[int, TrialCounts]:
     counts: defaultdict[int, TrialCounts] = defaultdict(TrialCounts)
-    if not study_ids:
-        return counts
-    rows = session.execute(
-        select(Trial.study_id, Trial.accepted, func.count())
-        .where(Trial.study_id.in_(study_ids), Trial.verdict.is_not(None))
-        .group_by(Trial.study_id, Trial.accepted)
-    )
-    for study_id, accepted, n in rows:
+    for study_id, accepted, n in repository.judged_trial_counts(session, study_ids):
         row = counts[study_id]
         if accepted is None:
             row.pending += n
@@ -212,19 +189,7 @@ def _criterion_tallies(
     """Per version, the criteria counts over every judged trial; the verdicts are streamed, so
     memory stays flat however many trials there are."""
     tallies: dict[int, _Tally] = defaultdict(_Tally)
-    if not version_ids:
-        return tallies
-    rows = session.execute(
-        select(Study.standard_version_id, Trial.verdict)
-        .join(Study, Study.id == Trial.study_id)
-        .where(
-            Study.team_id == team_id,
-            Study.standard_version_id.in_(version_ids),
-            Trial.verdict.is_not(None),
-        )
-        .execution_options(yield_per=_STREAM_ROWS)
-    )
-    for version_id, verdict in rows:
+    for version_id, verdict in repository.stream_verdicts(session, team_id, version_ids):
         tallies[version_id].add(verdict or {})
     return tallies
 
@@ -248,24 +213,7 @@ def _best_accepted(session: Session, studies: Iterable[Study]) -> dict[int, list
                      key=lambda s: s.id)
     if not studies:
         return {}
-    t = aliased(Trial)
-    best_ids: dict[int, int] = {}
-    for maximize in (True, False):
-        ids = [s.id for s in studies if s.maximizes is maximize]
-        if not ids:
-            continue
-        best_id = (
-            ranked_trials(Study.id, maximize=maximize, accepted_only=True, columns=(t.id,),
-                          trial=t)
-            .limit(1)
-            .correlate(Study)
-            .scalar_subquery()
-        )
-        rows = session.execute(select(Study.id, best_id).where(Study.id.in_(ids)))
-        best_ids.update({sid: tid for sid, tid in rows if tid is not None})
-    trials = {tr.study_id: tr for tr in session.scalars(
-        select(Trial).where(Trial.id.in_(best_ids.values()))
-    )}
+    trials = repository.best_accepted_trials(session, studies)
 
     winners: dict[tuple[int, str, Direction], tuple[Study, Trial]] = {}
     for study in studies:

@@ -15,20 +15,16 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import func, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from tuneboard.db.models import Trial
 from tuneboard.spec.states import TrialState
+from tuneboard.studies import repository as repo
 
 __all__ = ["clear", "trial_counts_by_study"]
 
 # Past this many unfinished trials, one full count is cheaper than asking for each of them.
 MAX_TRACKED_UNFINISHED = 1000
-# Studies per "what is new" statement (each adds a condition to it).
-CHUNK = 200
 
 
 @dataclass
@@ -57,24 +53,8 @@ def clear() -> None:
 def _load(session: Session, study_ids: Sequence[int]) -> dict[int, _Entry]:
     """Full counts in one statement (one snapshot): finished counts, unfinished trials, and the
     highest number, so no trial is counted twice or lost between two reads."""
-    in_studies = Trial.study_id.in_(study_ids)
-    finished = (
-        select(Trial.study_id, Trial.state, func.count().label("n"), null().label("trial_id"))
-        .where(in_studies, Trial.state.in_(TrialState.finished()))
-        .group_by(Trial.study_id, Trial.state)
-    )
-    unfinished = select(
-        Trial.study_id, Trial.state, null().label("n"), Trial.id.label("trial_id")
-    ).where(in_studies, Trial.state.in_(TrialState.active()))
-    highest = (  # the only rows without a state
-        select(Trial.study_id, null().label("state"), func.max(Trial.number).label("n"),
-               null().label("trial_id"))
-        .where(in_studies)
-        .group_by(Trial.study_id)
-    )
     entries = {sid: _Entry() for sid in study_ids}
-    rows: Any = session.execute(union_all(finished, unfinished, highest))
-    for study_id, state, n, trial_id in rows:
+    for study_id, state, n, trial_id in repo.trial_state_snapshot(session, study_ids):
         entry = entries[study_id]
         if trial_id is not None:
             entry.unfinished[int(trial_id)] = state
@@ -90,30 +70,21 @@ def _refresh(session: Session, entries: dict[int, _Entry]) -> None:
 
     Each trial is read once per refresh, so the statements need no common snapshot.
     """
-    items = list(entries.items())
-    for start in range(0, len(items), CHUNK):
-        newer = [
-            (Trial.study_id == sid) & (Trial.number > entry.max_number)
-            for sid, entry in items[start : start + CHUNK]
-        ]
-        for study_id, number, trial_id, state in session.execute(
-            select(Trial.study_id, Trial.number, Trial.id, Trial.state).where(or_(*newer))
-        ):
-            entry = entries[study_id]
-            entry.max_number = max(entry.max_number, number)
-            entry.unfinished.pop(trial_id, None)
-            if state.is_active():
-                entry.unfinished[trial_id] = state
-            else:
-                entry.finished[state] += 1
+    highest = {sid: entry.max_number for sid, entry in entries.items()}
+    for study_id, number, trial_id, state in repo.trials_numbered_above(session, highest):
+        entry = entries[study_id]
+        entry.max_number = max(entry.max_number, number)
+        entry.unfinished.pop(trial_id, None)
+        if state.is_active():
+            entry.unfinished[trial_id] = state
+        else:
+            entry.finished[state] += 1
 
     owner = {tid: sid for sid, entry in entries.items() for tid in entry.unfinished}
     if not owner:
         return
     seen = set()
-    for trial_id, state in session.execute(
-        select(Trial.id, Trial.state).where(Trial.id.in_(list(owner)))
-    ):
+    for trial_id, state in repo.trial_states(session, list(owner)):
         seen.add(trial_id)
         entry = entries[owner[trial_id]]
         if state.is_active():

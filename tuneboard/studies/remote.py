@@ -41,7 +41,7 @@ from tuneboard.spec import Direction
 from tuneboard.spec.states import StudyState
 from tuneboard.standards import service as standards
 from tuneboard.standards.rules import check_spec
-from tuneboard.standards.schemas import StabilityCriterion, version_ref
+from tuneboard.standards.schemas import StabilityCriterion, document_of, version_ref
 from tuneboard.studies import remote_repository as repo
 from tuneboard.studies import repository as studies_repo
 from tuneboard.studies import verdicts
@@ -182,7 +182,7 @@ def set_standard(session: Session, team_id: int, actor: str, study_id: int, ref:
         raise InvalidInput.at(field, err.message) from None
     except InvalidInput as err:
         raise InvalidInput.at(field, err.message.removeprefix("standard: ")) from None
-    if any(isinstance(c, StabilityCriterion) for c in verdicts.document_for(version).acceptance):
+    if any(isinstance(c, StabilityCriterion) for c in document_of(version).acceptance):
         raise InvalidInput.at(
             field,
             f"{version_ref(version)} has stability criteria, whose seed re-runs only studies "
@@ -211,7 +211,7 @@ def check_param(
     version = session.get(StandardVersion, standard_version_id)
     if version is None:
         return
-    violations = check_spec({"fixed": {name: value}}, verdicts.document_for(version))
+    violations = check_spec({"fixed": {name: value}}, document_of(version))
     if not violations:
         return
     details = []

@@ -25,14 +25,13 @@ import warnings
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.terminator import RegretBoundEvaluator, StaticErrorEvaluator, Terminator
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from tuneboard.db.models import Study, Trial
-from tuneboard.db.queries import ranked_trials
+from tuneboard.db.models import Study
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.spec import StoppingSpec, StudySpec, TerminatorSpec
-from tuneboard.spec.states import TrialOrigin, TrialState
+from tuneboard.spec.states import TrialState
+from tuneboard.studies import repository as repo
 
 __all__ = ["stop_reason"]
 
@@ -47,35 +46,16 @@ def stop_reason(session: Session, study: Study, spec: StudySpec) -> str | None:
     return _plateau(session, study, spec, rule)
 
 
-def _judged(study: Study) -> list[ColumnElement[bool]]:
-    """Conditions on the trials a rule judges: search trials, numbered since an extension."""
-    conditions: list[ColumnElement[bool]] = [
-        Trial.study_id == study.id,
-        Trial.origin != TrialOrigin.STABILITY,
-    ]
-    if study.stopping_since is not None:
-        conditions.append(Trial.number >= study.stopping_since)
-    return conditions
-
-
 def _plateau(session: Session, study: Study, spec: StudySpec, rule: StoppingSpec) -> str | None:
     assert rule.patience is not None
     patience, min_delta = rule.patience, rule.min_delta or 0.0
     accepted_only = study.standard_version_id is not None
-    window = session.execute(
-        select(Trial.id, Trial.state, Trial.value, Trial.accepted)
-        .where(*_judged(study), Trial.state.in_(TrialState.finished()))
-        .order_by(Trial.datetime_complete.desc().nulls_last(), Trial.id.desc())
-        .limit(patience)
-    ).all()
+    window = repo.last_finished_judged(session, study, patience)
     if len(window) < patience:
         return None
     maximize = study.maximizes
-    best_before = session.scalar(
-        ranked_trials(study.id, maximize=maximize, accepted_only=accepted_only,
-                      columns=(Trial.value,))
-        .where(Trial.id.not_in([row.id for row in window]))
-        .limit(1)
+    best_before = repo.best_value_excluding(
+        session, study, [row.id for row in window], accepted_only=accepted_only
     )
     if best_before is None:
         return None
@@ -101,10 +81,7 @@ def _plateau(session: Session, study: Study, spec: StudySpec, rule: StoppingSpec
 def _terminator(
     session: Session, study: Study, spec: StudySpec, rule: TerminatorSpec
 ) -> str | None:
-    complete = session.scalar(
-        select(func.count()).where(*_judged(study), Trial.state == TrialState.COMPLETE)
-    )
-    if (complete or 0) < rule.min_n_trials:
+    if repo.count_complete_judged(session, study) < rule.min_n_trials:
         return None
     url = session.get_bind().engine.url.render_as_string(hide_password=False)
     loaded = optuna.load_study(study_name=study.optuna_name, storage=SqlStorage(url))

@@ -19,13 +19,10 @@ ever improves, so a candidate refused once could never have changed it later eit
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tuneboard import webhooks
@@ -40,6 +37,7 @@ from tuneboard.standards.schemas import (
     StabilityCriterion,
     StandardDocument,
     Verdict,
+    document_of,
     version_ref,
 )
 from tuneboard.studies import dispatch
@@ -51,15 +49,6 @@ STABILITY_OF_ATTR = "tuneboard:stability_of"
 # a study are consecutive (``dispatch.trial_seed``), so a prime stride above any likely trial
 # count keeps re-runs clear of other trials' seeds and of neighbouring candidates' re-runs.
 STABILITY_SEED_STRIDE = 7919
-
-
-@lru_cache(maxsize=256)
-def _document(version_id: int, document_json: str) -> StandardDocument:
-    return StandardDocument.model_validate(json.loads(document_json))
-
-
-def document_for(version: StandardVersion) -> StandardDocument:
-    return _document(version.id, json.dumps(version.document, sort_keys=True))
 
 
 def encode_metrics(metrics: Mapping[str, float]) -> dict[str, Any]:
@@ -82,7 +71,7 @@ def judge(session: Session, trial: Trial, final_metrics: Mapping[str, float]) ->
     study = session.get(Study, trial.study_id)
     if study is None or study.standard_version is None:
         return None
-    doc = document_for(study.standard_version)
+    doc = document_of(study.standard_version)
     rerun_of = (trial.system_attrs or {}).get(STABILITY_OF_ATTR)
     if rerun_of is not None:  # a stability re-run, or a retry of one (origin "retry")
         candidate = repo.get_trial(session, study.id, int(rerun_of))
@@ -174,14 +163,7 @@ def _start_stability_runs(
 def _settle_candidate(
     session: Session, study: Study, doc: StandardDocument, candidate: Trial
 ) -> Verdict | None:
-    reruns = list(
-        session.scalars(
-            select(Trial).where(
-                Trial.study_id == study.id,
-                Trial.origin.in_((TrialOrigin.STABILITY, TrialOrigin.RETRY)),
-            )
-        )
-    )
+    reruns = repo.trials_of_origin(session, study.id, (TrialOrigin.STABILITY, TrialOrigin.RETRY))
     mine = [t for t in reruns if (t.system_attrs or {}).get(STABILITY_OF_ATTR) == candidate.number]
     if any(not t.state.is_finished() for t in mine):
         return None

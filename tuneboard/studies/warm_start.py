@@ -41,7 +41,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tuneboard.db.models import StandardVersion, Study
-from tuneboard.db.queries import ranked_trials
 from tuneboard.errors import InvalidInput
 from tuneboard.optimization.params import external_params
 from tuneboard.optimization.space import InvalidParamsError, validate_fixed_params
@@ -151,8 +150,7 @@ def _from_studies(
                              f"{len(source.directions or [])} objectives; its best trials are "
                              "not ranked by one value"})
             continue
-        ranked = ranked_trials(source.id, maximize=source.maximizes, accepted_only=True)
-        for trial in session.scalars(ranked.limit(top_k)):
+        for trial in standards_repo.top_accepted_trials(session, source, top_k):
             params = external_params(trial.params or {}, trial.distributions or {})
             out.append(({"study_id": source.id, "trial_number": trial.number,
                          "value": trial.value}, params))
