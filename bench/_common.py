@@ -107,3 +107,18 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
         "p95": ordered[int(0.95 * (len(ordered) - 1))],
         "max": ordered[-1],
     }
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far, from Linux's /proc/stat: two readings
+    give the share of every CPU that was busy in between, whoever was busy (this bench's
+    processes, the database, anything else on the machine)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / total if total else 0.0

@@ -8,8 +8,10 @@
    Optuna ``study.ask()`` + ``trial.report()`` on ``RDBStorage`` seeded with the same trials.
 2. Throughput. One study of ``--budget`` no-op trials, run by 1 client process, then another by
    ``--clients`` processes (ask, report one step, tell; until the study has nothing left).
-   Trials per second for each, then the store is checked: no duplicate trial numbers, exactly
-   the budget finished, one report stored per trial.
+   Trials per second for each, and how busy the machine's CPUs were meanwhile (all of them,
+   from ``/proc/stat``: clients, servers and database share them, so where one client already
+   keeps them busy, more clients cannot go faster); then the store is checked: no duplicate
+   trial numbers, exactly the budget finished, one report stored per trial.
 
 The API is live uvicorn servers (``--servers`` processes, one port each; latency uses the
 first) on a fresh PostgreSQL database: ``uvicorn --workers N`` added about 45 ms to every POST
@@ -33,7 +35,7 @@ from typing import Any
 import httpx
 import optuna
 import sqlalchemy as sa
-from _common import free_port, percentiles, serve_api
+from _common import busy_share, cpu_jiffies, free_port, percentiles, serve_api
 from storage_cold_start import (
     SPACE,
     create_database,
@@ -159,11 +161,11 @@ def throughput(base_urls: list[str], key: str, client: httpx.Client, url: str, b
     procs = [ctx.Process(target=_client_loop,
                          args=(base_urls[i % len(base_urls)], key, study_id, done))
              for i in range(clients)]
-    start = time.perf_counter()
+    start, jiffies = time.perf_counter(), cpu_jiffies()
     for proc in procs:
         proc.start()
     told = sum(done.get(timeout=600) for _ in procs)
-    wall = time.perf_counter() - start
+    wall, busy = time.perf_counter() - start, busy_share(jiffies, cpu_jiffies())
     for proc in procs:
         proc.join()
     with sa.create_engine(url).connect() as conn:
@@ -175,7 +177,8 @@ def throughput(base_urls: list[str], key: str, client: httpx.Client, url: str, b
         state = conn.execute(sa.text("SELECT state FROM studies WHERE id = :s"),
                              {"s": study_id}).scalar_one()
     trials, distinct, complete, reports = row
-    return {"clients": clients, "trials_per_s": told / wall, "wall_s": wall, "told": told,
+    return {"clients": clients, "trials_per_s": told / wall, "wall_s": wall, "busy": busy,
+            "told": told,
             "trials": trials, "distinct_numbers": distinct, "complete": complete,
             "reports": reports, "study_state": state,
             "ok": trials == distinct == complete == reports == budget == told
@@ -220,7 +223,8 @@ def main() -> None:
                               args.sampler)
             for result in (one, many):
                 print(f"{result['clients']:>3} client(s): {result['trials_per_s']:7.1f} trials/s "
-                      f"({result['wall_s']:.1f} s); trials {result['trials']}, distinct numbers "
+                      f"({result['wall_s']:.1f} s, CPUs {100 * result['busy']:.0f}% busy); "
+                      f"trials {result['trials']}, distinct numbers "
                       f"{result['distinct_numbers']}, complete {result['complete']}, reports "
                       f"{result['reports']}, study {result['study_state']}: "
                       f"{'ok' if result['ok'] else 'MISMATCH'}")

@@ -447,7 +447,9 @@ def _ask(
     # Study.ask for an enqueued trial: the Trial applies system_attrs["fixed_params"] and
     # calls sampler.before_trial itself.
     trial = optuna.trial.Trial(study, claim.trial_id)
-    return study, trial, {**suggest_params(trial, spec.search_space), **spec.fixed}
+    with storage.params_together(claim.trial_id):
+        params = suggest_params(trial, spec.search_space)
+    return study, trial, {**params, **spec.fixed}
 
 
 def _tell(

@@ -8,10 +8,12 @@ still running (one of them may be lost and come back as a retry, or free a ``max
 slot) the 409 carries ``Retry-After`` (and ``details.retry_after_s``): ask again then. A 409
 without ``Retry-After`` is final: the study gives no more trials.
 
-Ask and tell run Optuna's sampler and ``tell`` over ``SqlStorage``, which writes in
-transactions of its own, so these two routes take their own short transactions around it
-instead of the request's session (on SQLite an open write transaction holds the database's one
-write lock); see ``tuneboard.studies.external``.
+Ask, report and tell run Optuna's sampler, pruner and ``tell`` over ``SqlStorage``, which
+reads and writes in transactions of its own, so these routes take their own short transactions
+around it instead of the request's session: on SQLite an open write transaction holds the
+database's one write lock, and anywhere a request holding one pooled connection while it waits
+for another would, with enough such requests at once, leave the pool none to give. See
+``tuneboard.studies.external``.
 """
 
 from __future__ import annotations
@@ -129,17 +131,20 @@ def _no_trial(outcome: external.NoTrial) -> Response:
     responses={409: {"model": ErrorBody, "description": "The trial is finished"}},
 )
 def report(
-    session: SessionDep,
     principal: Member,
     settings: SettingsDep,
+    transaction: Transactions,
     storage: StorageDep,
     study_id: StudyId,
     number: TrialNumber,
     body: Annotated[dict[str, Any] | list[Any], WithJsonSchema(REPORT_BODY_SCHEMA),
                     Body(openapi_examples=REPORT_EXAMPLES)],
 ) -> ReportAnswer:
-    return external.report(session, storage, principal, study_id, number, parse_report(body),
-                           lease_s=settings.lease_s)
+    steps = parse_report(body)
+    with transaction() as session:
+        reported = external.report(session, principal, study_id, number, steps,
+                                   lease_s=settings.lease_s)
+    return external.should_prune(storage, reported)
 
 
 @router.post(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,9 @@ import redis
 from fastapi import FastAPI
 
 from tests.api.conftest import API, SPEC, Team, bearer
-from tests.live_server import serve
+from tests.live_server import serve, serve_process
 from tuneboard.config import Settings
-from tuneboard.db import utcnow
+from tuneboard.db import is_sqlite, utcnow
 from workers import reaper
 
 LEASE_S = 1.0
@@ -324,3 +325,49 @@ def test_external_specs_refuse_trainer_options(http: httpx.Client, url: str, tea
     created = api.post("/studies", multi)
     assert created.status_code == 201, created.text
     assert created.json()["spec"]["objective"]["metric"] == ["val_accuracy", "latency_ms"]
+
+
+def test_four_clients_at_once_need_one_pooled_connection(
+    http: httpx.Client, db_url: str, team: Team, tmp_path: Path
+) -> None:
+    """Ask, report and tell each take one pooled connection at a time (the pruner and the
+    sampler read through the storage once the route's own transaction has ended): with the pool
+    capped at one connection, four clients at once still run the study to its end, where a
+    route holding a connection while it waits for a second would wait out the pool's
+    timeout and answer 503."""
+    if is_sqlite(db_url):
+        pytest.skip("the pool cap is PostgreSQL's")
+    env = {"TUNEBOARD_DATABASE_URL": db_url, "TUNEBOARD_BROKER_URL": BROKER_URL,
+           "TUNEBOARD_HOME": str(tmp_path), "TUNEBOARD_ENVIRONMENT": "test",
+           "TUNEBOARD_DB_POOL_SIZE": "1", "TUNEBOARD_DB_MAX_OVERFLOW": "0"}
+    with serve_process(env, tmp_path / "uvicorn.log") as base:
+        study_id = member(http, base + API, team).create(
+            external(budget={"n_trials": 12, "max_parallel": 4}))
+
+        def client(_: int) -> list[str]:
+            states = []
+            with httpx.Client(timeout=60) as own:
+                api = member(own, base + API, team)
+                while (asked := api.post(f"/studies/{study_id}/trials/ask")).status_code == 201:
+                    number = asked.json()["number"]
+                    state = "complete"
+                    for step in range(3):
+                        if api.report(study_id, number, step, val_accuracy=0.1 * number)[
+                                "should_prune"]:
+                            state = "pruned"
+                            break
+                    body: dict[str, Any] = {"state": state}
+                    if state == "complete":
+                        body["metrics"] = {"val_accuracy": 0.1 * number}
+                    told = api.tell(study_id, number, **body)
+                    assert told.status_code == 200, told.text
+                    states.append(told.json()["state"])
+                assert asked.status_code == 409, asked.text
+            return states
+
+        with ThreadPoolExecutor(4) as pool:
+            states = [s for each in pool.map(client, range(4)) for s in each]
+        study = member(http, base + API, team).get(f"/studies/{study_id}").json()
+    assert len(states) == 12 and set(states) <= {"complete", "pruned"}
+    assert study["state"] == "completed"
+    assert study["counts"]["complete"] + study["counts"]["pruned"] == 12

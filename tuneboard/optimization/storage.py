@@ -37,7 +37,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -391,6 +391,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         self._reader = self._engine.execution_options(**{READ_ONLY_OPTION: True})
         self._cache = _cache_for(self.url)
         self._max_age = threading.local()
+        self._known = threading.local()  # see ``study_known`` and ``params_together``
 
     @contextmanager
     def reads_up_to(self, max_age_s: float) -> Iterator[None]:
@@ -403,9 +404,38 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         finally:
             self._max_age.s = 0.0
 
+    @contextmanager
+    def study_known(self, study_name: str, study_id: int) -> Iterator[None]:
+        """Within the block, this thread's ``get_study_id_from_name(study_name)`` answers
+        ``study_id`` without a query: for a caller that has just read the study's row. Optuna
+        looks the id up for every ``Study`` it builds, and a service builds one per request."""
+        self._known.study = (study_name, study_id)
+        try:
+            yield
+        finally:
+            self._known.study = None
+
+    @contextmanager
+    def params_together(self, trial_id: int) -> Iterator[None]:
+        """Within the block, this thread's ``set_trial_param`` calls for ``trial_id`` are kept,
+        and written, each checked as it would have been, in one transaction when the block ends
+        without an error (nothing is written if it raises): a trial's parameters cost one write
+        instead of one per parameter. Optuna's ``Trial`` keeps what it suggested in its own
+        copy and never reads it back meanwhile; no one else sees the trial's parameters before
+        they are all written."""
+        pending: dict[str, tuple[float, BaseDistribution]] = {}
+        self._known.params = (trial_id, pending)
+        try:
+            yield
+        finally:
+            self._known.params = None
+        if pending:
+            self.set_trial_params(trial_id, pending)
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_engine"], state["_reader"], state["_cache"], state["_max_age"]
+        del state["_known"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -458,6 +488,9 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         self._set_study_json(study_id, _STUDIES.c.system_attrs, key, value)
 
     def get_study_id_from_name(self, study_name: str) -> int:
+        known: tuple[str, int] | None = getattr(self._known, "study", None)
+        if known is not None and known[0] == study_name:
+            return known[1]
         query = sa.select(_STUDIES.c.id).where(_STUDIES.c.optuna_name == study_name)
         with self._reader.connect() as conn:
             study_id = conn.execute(query).scalar_one_or_none()
@@ -576,6 +609,19 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         param_value_internal: float,
         distribution: BaseDistribution,
     ) -> None:
+        held: tuple[int, dict[str, tuple[float, BaseDistribution]]] | None = getattr(
+            self._known, "params", None)
+        if held is not None and held[0] == trial_id:
+            held[1][param_name] = (param_value_internal, distribution)  # see params_together
+            return
+        self.set_trial_params(trial_id, {param_name: (param_value_internal, distribution)})
+
+    def set_trial_params(
+        self, trial_id: int, params: Mapping[str, tuple[float, BaseDistribution]]
+    ) -> None:
+        """Several parameters of a running trial, (internal value, distribution) by name, in
+        one transaction: each checked against the distribution the trial or, failing that,
+        another trial of the study already gave the name, as Optuna's storages check it."""
         where = _TRIALS.c.id == trial_id
         query = sa.select(
             _TRIALS.c.study_id,
@@ -588,23 +634,28 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             row = conn.execute(query.with_for_update()).one_or_none()
             if row is None:
                 raise KeyError(f"No trial with trial_id {trial_id} exists.")
-            study_id, number, state, params, dists = row
+            study_id, number, state, stored, dists = row
             _check_updatable(number, state)
-            if param_name in dists:
-                previous: BaseDistribution | None = _distribution(dists[param_name])
-            else:
-                previous = self._known_distribution(conn, study_id, param_name)
-            if previous is not None:
-                check_distribution_compatibility(previous, distribution)
+            for name, (_, distribution) in params.items():
+                if name in dists:
+                    previous: BaseDistribution | None = _distribution(dists[name])
+                else:
+                    previous = self._known_distribution(conn, study_id, name)
+                if previous is not None:
+                    check_distribution_compatibility(previous, distribution)
             conn.execute(
                 sa.update(_TRIALS)
                 .where(where)
                 .values(
-                    params={**params, param_name: encode_float(param_value_internal)},
-                    distributions={**dists, param_name: distribution_to_json(distribution)},
+                    params={**stored, **{name: encode_float(value)
+                                         for name, (value, _) in params.items()}},
+                    distributions={**dists, **{name: distribution_to_json(distribution)
+                                               for name, (_, distribution) in params.items()}},
                 )
             )
-        self._cache.study(study_id).distributions.setdefault(param_name, distribution)
+        known = self._cache.study(study_id).distributions
+        for name, (_, distribution) in params.items():
+            known.setdefault(name, distribution)
 
     def _known_distribution(
         self, conn: sa.Connection, study_id: int, param_name: str

@@ -16,7 +16,8 @@ What this keeps:
 - **A step is stored once.** Reports of a trial are applied under the trial row's lock; a step
   that is stored already is skipped (a retried request changes nothing and is no error), a new
   step below the last stored one is refused. The study metric's value at each step is the trial's
-  intermediate value, and the study's pruner judges it exactly as for a worker's trial.
+  intermediate value, and the study's pruner judges it exactly as for a worker's trial, once the
+  report is committed.
 - **A lease, not a heartbeat thread of ours.** Asking, each report and each heartbeat set
   ``lease_expires_at`` to now + ``TUNEBOARD_LEASE_S``; the reaper fails a trial whose lease has
   passed and retries it within ``budget.max_retries`` (``workers.reaper``).
@@ -74,6 +75,7 @@ __all__ = [
     "record_tell",
     "report",
     "settle_tell",
+    "should_prune",
     "suggest",
 ]
 
@@ -131,6 +133,7 @@ class Claimed:
 class Claim:
     """Trials an ask claimed (RUNNING, leased to the client); ``suggest`` gives them params."""
 
+    study_id: int
     optuna_name: str
     spec: StudySpec
     lease_expires_at: datetime
@@ -182,7 +185,8 @@ def claim(
                                       lease_until=lease_until)
             repo.start_study(session, study.id, now)
             return Claim(
-                optuna_name=study.optuna_name, spec=spec, lease_expires_at=lease_until,
+                study_id=study.id, optuna_name=study.optuna_name, spec=spec,
+                lease_expires_at=lease_until,
                 trials=[Claimed(t.id, t.number, t.attempt, t.retry_of) for t in taken],
             )
         running = counts.active
@@ -239,11 +243,13 @@ def suggest(storage: SqlStorage, claimed: Claim) -> list[AskedTrial]:
     spec = claimed.spec
     asked = []
     for item in claimed.trials:
-        study = _optuna_study(storage, claimed.optuna_name, spec, item.number)
-        # Study.ask for a claimed trial: the Trial applies system_attrs["fixed_params"] and
-        # calls sampler.before_trial itself.
-        trial = optuna.trial.Trial(study, item.trial_id)
-        params = {**suggest_params(trial, spec.search_space), **spec.fixed}
+        with storage.study_known(claimed.optuna_name, claimed.study_id), \
+                storage.params_together(item.trial_id):
+            study = _optuna_study(storage, claimed.optuna_name, spec, item.number)
+            # Study.ask for a claimed trial: the Trial applies system_attrs["fixed_params"]
+            # and calls sampler.before_trial itself.
+            trial = optuna.trial.Trial(study, item.trial_id)
+            params = {**suggest_params(trial, spec.search_space), **spec.fixed}
         asked.append(AskedTrial(number=item.number, params=params,
                                 lease_expires_at=claimed.lease_expires_at,
                                 attempt=item.attempt, retry_of=item.retry_of))
@@ -281,11 +287,25 @@ def _check_names(spec: StudySpec, names: Sequence[str], where: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Reported:
+    """Steps ``report`` stored, for ``should_prune`` to judge once they are committed."""
+
+    study_id: int
+    trial_id: int
+    number: int
+    optuna_name: str
+    spec: StudySpec
+    intermediate: dict[int, float]
+    should_stop: bool
+
+
 def report(
-    session: Session, storage: SqlStorage, principal: Principal, study_id: int, number: int,
+    session: Session, principal: Principal, study_id: int, number: int,
     steps: Sequence[StepReport], *, lease_s: float,
-) -> ReportAnswer:
-    """Store the steps not stored yet, extend the lease, and ask the pruner. Flushes only."""
+) -> Reported:
+    """Store the steps not stored yet and extend the lease. Flushes only; the pruner is asked
+    after the commit (``should_prune``), never while this session holds the trial's lock."""
     now = utcnow()
     study = external_study(session, principal, study_id)
     spec = _spec(study)
@@ -310,28 +330,32 @@ def report(
         repo.record_reports(session, trial.id, {s.step: s.metrics for s in fresh}, now,
                             intermediate_values=intermediate if new_values else None)
     ext_repo.extend_lease(session, trial.id, now=now, until=now + timedelta(seconds=lease_s))
-    should_prune = False
-    if metric is not None and intermediate:
-        should_prune = _should_prune(storage, study, spec, trial, intermediate)
-    return ReportAnswer(should_prune=should_prune, should_stop=_should_stop(study, now))
+    return Reported(study_id=study.id, trial_id=trial.id, number=trial.number,
+                    optuna_name=study.optuna_name, spec=spec,
+                    intermediate=intermediate if metric is not None else {},
+                    should_stop=_should_stop(study, now))
 
 
-def _should_prune(
-    storage: SqlStorage, study: Study, spec: StudySpec, trial: Trial,
-    intermediate: dict[int, float],
-) -> bool:
-    """The study's pruner on the trial with ``intermediate`` (this request's steps included,
-    which the storage does not see before the commit), as ``Trial.should_prune`` asks it."""
-    ostudy = _optuna_study(storage, study.optuna_name, spec, trial.number)
-    frozen = storage.get_trial(trial.id)
+def should_prune(storage: SqlStorage, reported: Reported) -> ReportAnswer:
+    """The study's pruner on the trial as ``report`` left it, as ``Trial.should_prune`` asks it
+    (a multi-objective study is never pruned). Reads through ``SqlStorage`` after the report's
+    commit: a request that held its session's connection while it waited for one of the
+    storage's would, with enough of them at once, leave the pool with none to give."""
+    if not reported.intermediate:
+        return ReportAnswer(should_prune=False, should_stop=reported.should_stop)
+    stored = storage.get_trial(reported.trial_id)
     frozen = optuna.trial.FrozenTrial(
-        number=frozen.number, state=frozen.state, value=None, values=None,
-        datetime_start=frozen.datetime_start, datetime_complete=None, params=frozen.params,
-        distributions=frozen.distributions, user_attrs=frozen.user_attrs,
-        system_attrs=frozen.system_attrs, intermediate_values=intermediate,
-        trial_id=frozen._trial_id,
+        number=stored.number, state=stored.state, value=None, values=None,
+        datetime_start=stored.datetime_start, datetime_complete=None, params=stored.params,
+        distributions=stored.distributions, user_attrs=stored.user_attrs,
+        system_attrs=stored.system_attrs, intermediate_values=reported.intermediate,
+        trial_id=stored._trial_id,
     )
-    return bool(ostudy.pruner.prune(ostudy, frozen))
+    # Hyperband builds a Study per bracket: it looks the name up too.
+    with storage.study_known(reported.optuna_name, reported.study_id):
+        ostudy = _optuna_study(storage, reported.optuna_name, reported.spec, reported.number)
+        prune = bool(ostudy.pruner.prune(ostudy, frozen))
+    return ReportAnswer(should_prune=prune, should_stop=reported.should_stop)
 
 
 def heartbeat(
@@ -434,7 +458,8 @@ def _values(spec: StudySpec, body: TellRequest) -> list[float]:
 def record_tell(storage: SqlStorage, telling: Telling) -> None:
     """Tell Optuna the outcome over ``SqlStorage`` (its own transactions). A trial finished
     meanwhile (another tell, the reaper) is a 409."""
-    study = _optuna_study(storage, telling.optuna_name, telling.spec, telling.number)
+    with storage.study_known(telling.optuna_name, telling.study_id):
+        study = _optuna_study(storage, telling.optuna_name, telling.spec, telling.number)
     try:
         if telling.judged:
             storage.set_trial_system_attr(telling.trial_id, verdicts.FINAL_METRICS_ATTR,

@@ -172,3 +172,51 @@ def test_get_trial_param_returns_the_internal_representation(db_url: str) -> Non
 
     assert storage.get_trial_param(trial_id, "c") == 1.0
     assert storage.get_trial(trial_id).params == {"c": "b"}
+
+
+def _stored_params(db_url: str, trial_id: int) -> dict[str, float]:
+    with get_engine(db_url).connect() as conn:
+        return dict(conn.scalar(sa.select(Trial.params).where(Trial.id == trial_id)) or {})
+
+
+def test_params_together_writes_a_trials_suggestions_in_one_transaction(db_url: str) -> None:
+    storage = SqlStorage(db_url)
+    study = optuna.create_study(storage=storage, study_name="together")
+    trial = study.ask()
+    commits = []
+
+    def committed(conn: sa.Connection) -> None:
+        commits.append(conn)
+
+    sa.event.listen(get_engine(db_url), "commit", committed)
+    try:
+        with storage.params_together(trial._trial_id):
+            x = trial.suggest_float("x", 0.0, 1.0)
+            n = trial.suggest_int("n", 1, 8)
+            kind = trial.suggest_categorical("kind", ["a", "b"])
+            assert _stored_params(db_url, trial._trial_id) == {}  # nothing written yet
+            assert trial.params == {"x": x, "n": n, "kind": kind}
+    finally:
+        sa.event.remove(get_engine(db_url), "commit", committed)
+    assert len(commits) == 1
+    assert storage.get_trial(trial._trial_id).params == {"x": x, "n": n, "kind": kind}
+
+
+def test_params_together_writes_nothing_when_the_block_raises(db_url: str) -> None:
+    storage = SqlStorage(db_url)
+    trial = optuna.create_study(storage=storage, study_name="raises").ask()
+    with pytest.raises(RuntimeError), storage.params_together(trial._trial_id):
+        trial.suggest_float("x", 0.0, 1.0)
+        raise RuntimeError("the sampler failed")
+    assert _stored_params(db_url, trial._trial_id) == {}
+
+
+def test_params_together_checks_each_distribution_against_the_study(db_url: str) -> None:
+    storage = SqlStorage(db_url)
+    study = optuna.create_study(storage=storage, study_name="checked")
+    study.ask().suggest_float("x", 0.0, 1.0)  # the study's x is a float now
+    trial = study.ask()
+    with pytest.raises(ValueError), storage.params_together(trial._trial_id):
+        trial.suggest_float("y", 0.0, 1.0)
+        trial.suggest_categorical("x", ["a", "b"])
+    assert _stored_params(db_url, trial._trial_id) == {}  # neither y nor x
