@@ -2,7 +2,8 @@
 // Tuneboard web pages: read the JSON API with the key kept in localStorage.
 (function () {
   const API = document.body.dataset.api;
-  const KEY = "tuneboard.apiKey";
+  const KEY = document.documentElement.dataset.keyStore;
+  const early = window.tuneboardEarly || new Map(); // path -> a read the page started before this script
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -22,7 +23,9 @@
     if (typeof v === "boolean") return v ? "yes" : "no";
     return String(v);
   }
-  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "-");
+  // toLocaleString's format, made once: each toLocaleString call builds a formatter anew.
+  const localTime = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" });
+  const when = (iso) => (iso ? localTime.format(new Date(iso)) : "-");
   const params = (p) => Object.entries(p || {}).map(([k, v]) => `${k}=${fmt(v)}`).join(", ");
 
   function showError(msg) {
@@ -34,10 +37,12 @@
   async function api(path, options) {
     const key = localStorage.getItem(KEY);
     if (!key) throw new Error("Paste an API key above (tuneboard team create prints one).");
-    const res = await fetch(API + path, {
+    const started = !options && early.get(path);
+    early.delete(path);
+    const res = await (started || fetch(API + path, {
       ...(options || {}),
       headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-    });
+    }));
     const body = res.headers.get("content-type")?.includes("json") ? await res.json() : null;
     if (!res.ok) {
       const err = body && body.error;
@@ -138,11 +143,13 @@
   // The trial-table route's rows as objects (every trial, or those numbered ``from`` on).
   async function trialTable(id, from) {
     const table = await api(`/studies/${id}/trial-table${query({ from_number: from || "" })}`);
-    const at = Object.fromEntries(table.columns.map((c, i) => [c, i]));
+    const columns = table.columns, names = table.param_names, at = columns.indexOf("params");
     const trials = table.rows.map((row) => {
       const t = {};
-      for (const [name, i] of Object.entries(at)) t[name] = row[i];
-      t.params = Object.fromEntries(table.param_names.map((n, i) => [n, row[at.params][i]]).filter(([, v]) => v !== null));
+      for (let i = 0; i < columns.length; i++) t[columns[i]] = row[i];
+      const params = {}, values = row[at];
+      for (let i = 0; i < names.length; i++) if (values[i] !== null) params[names[i]] = values[i];
+      t.params = params;
       return t;
     });
     return { ...table, trials };
@@ -282,11 +289,15 @@
       if (!pending.size) { for (const w of waiters) w(); waiters = []; }
       schedule();
     }
+    // Where the charts are is asked at the next frame: asked at once, after each change of the
+    // page, every call would lay the whole page out again.
     function schedule() {
       if (scheduled || !pending.size) return;
       scheduled = true;
-      const near = [...pending.keys()].some((c) => distance(c) <= MARGIN);
-      (near ? nextFrame : whenIdle)(step);
+      requestAnimationFrame(() => {
+        const near = [...pending.keys()].some((c) => distance(c) <= MARGIN);
+        (near ? setTimeout : whenIdle)(step);
+      });
     }
     // Scrolling brings a chart near: draw it at the next frame rather than when idle.
     const observer = window.IntersectionObserver ? new IntersectionObserver((entries) => {
@@ -443,31 +454,46 @@
       lazy.draw($("#chart-curves"), () => C.curves($("#chart-curves"), series, select.value, open));
     }
 
+    // The charts drawn from the trials table. A choice of axes or objective redraws only the
+    // charts that show it: the others keep their plots (drawn without a GPU, each costs seconds).
     function drawTrialCharts() {
+      const trials = view.table.trials, best = view.best;
+      lazy.draw($("#chart-history"), () => C.history($("#chart-history"), trials, metrics(), directions(), best, open));
+      drawPareto();
+      drawObjectiveCharts();
+      lazy.draw($("#chart-edf"), () => C.edf($("#chart-edf"), trials, metrics(), directions()));
+      lazy.draw($("#chart-timeline"), () => C.timeline($("#chart-timeline"), trials, open));
+    }
+
+    function drawPareto() {
+      const ms = metrics(), ds = directions(), trials = view.table.trials;
+      if (ms.length < 2) return;
+      $("#pareto-panel").hidden = false;
+      const options = ms.map((m, i) => [i, m]);
+      setOptions($("#pareto-x"), options, 0);
+      setOptions($("#pareto-y"), options, 1);
+      const x = Number($("#pareto-x").value), y = Number($("#pareto-y").value);
+      lazy.draw($("#chart-pareto"), () => C.pareto($("#chart-pareto"), trials, ms, ds, x, y, open));
+    }
+
+    function drawObjectiveCharts() {
       const ms = metrics(), ds = directions(), trials = view.table.trials, names = view.table.param_names, o = objective();
-      const best = view.best;
-      lazy.draw($("#chart-history"), () => C.history($("#chart-history"), trials, ms, ds, best, open));
-      if (ms.length > 1) {
-        $("#pareto-panel").hidden = false;
-        const options = ms.map((m, i) => [i, m]);
-        setOptions($("#pareto-x"), options, 0);
-        setOptions($("#pareto-y"), options, 1);
-        const x = Number($("#pareto-x").value), y = Number($("#pareto-y").value);
-        lazy.draw($("#chart-pareto"), () => C.pareto($("#chart-pareto"), trials, ms, ds, x, y, open));
-      }
       lazy.draw($("#chart-parallel"), () => {
         const shown = C.parallel($("#chart-parallel"), trials, names, space(), ms, ds, o);
         $("#parallel-note").textContent = shown && shown.shown < shown.of ? `the best ${shown.shown / 2} and an even sample of the others: ${shown.shown} of ${shown.of} trials` : "";
       });
       lazy.draw($("#chart-slice"), () => C.slice($("#chart-slice"), trials, names, space(), ms, ds, o, open));
+      drawContour();
+    }
+
+    function drawContour() {
+      const ms = metrics(), ds = directions(), trials = view.table.trials, names = view.table.param_names, o = objective();
       const imp = Object.keys((view.importance || {}).importances || {});
       const ranked = [...imp.filter((n) => names.includes(n)), ...names.filter((n) => !imp.includes(n))];
       setOptions($("#contour-x"), names.map((n) => [n, n]), ranked[0]);
       setOptions($("#contour-y"), names.map((n) => [n, n]), ranked.find((n) => n !== $("#contour-x").value));
       const cx = $("#contour-x").value, cy = $("#contour-y").value;
       lazy.draw($("#chart-contour"), () => C.contour($("#chart-contour"), trials, cx, cy, space(), ms, ds, o, open));
-      lazy.draw($("#chart-edf"), () => C.edf($("#chart-edf"), trials, ms, ds));
-      lazy.draw($("#chart-timeline"), () => C.timeline($("#chart-timeline"), trials, open));
     }
 
     // Importance again when the complete trials (or the choice of evaluator or objective)
@@ -575,7 +601,7 @@
     summary();
     showEnsemble(view.study.ensemble);
     // Ready once every chart has been drawn with the first data (those below the fold too).
-    (async () => { await C.loaded; await importanceBusy; await lazy.idle(); pageReady(); })().catch((e) => showError(e.message));
+    (async () => { await C.loaded(); await importanceBusy; await lazy.idle(); pageReady(); })().catch((e) => showError(e.message));
     $("#spec").textContent = JSON.stringify(view.study.spec, null, 2);
     if (metrics().length > 1) {
       $("#objective-row").hidden = false;
@@ -593,9 +619,9 @@
     $("#accepted-only").addEventListener("change", guard(async () => { await board(); await refreshCurves(); }));
     $("#curve-metric").addEventListener("change", () => { view.metricPicked = true; drawCurves(); });
     $("#evaluator").addEventListener("change", () => importance(true));
-    $("#objective").addEventListener("change", guard(() => { drawTrialCharts(); importance(true); }));
-    for (const sel of ["#contour-x", "#contour-y"]) $(sel).addEventListener("change", guard(drawTrialCharts));
-    for (const sel of ["#pareto-x", "#pareto-y"]) $(sel).addEventListener("change", guard(drawTrialCharts));
+    $("#objective").addEventListener("change", guard(() => { drawObjectiveCharts(); importance(true); }));
+    for (const sel of ["#contour-x", "#contour-y"]) $(sel).addEventListener("change", guard(drawContour));
+    for (const sel of ["#pareto-x", "#pareto-y"]) $(sel).addEventListener("change", guard(drawPareto));
     $("#cancel").addEventListener("click", guard(async () => {
       if (!confirm("Cancel this study?")) return;
       await api(`/studies/${id}/cancel`, { method: "POST" });

@@ -31,18 +31,45 @@
     return out;
   }
 
-  const CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["sendDataToCloud", "select2d", "lasso2d"] };
+  // WebGL traces (scattergl, parallel coordinates) are drawn at the screen's pixel ratio, not at
+  // plotly's default of 2: on a screen of ratio 1 that is a quarter of the pixels, which is
+  // most of what they cost where WebGL is drawn in software.
+  const CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["sendDataToCloud", "select2d", "lasso2d"],
+    plotGlPixelRatio: Math.min(4, Math.max(1, window.devicePixelRatio || 1)) };
 
   const clickable = new WeakSet(); // containers whose click handler is bound
 
-  // plotly.js loads asynchronously (the page fetches its data meanwhile); a draw asked for
-  // before it has loaded waits for it, and is dropped if the container was redrawn since.
-  const plotlyScript = document.getElementById("plotly-js");
-  const plotlyLoaded = window.Plotly || !plotlyScript ? Promise.resolve() : new Promise((resolve, reject) => {
-    plotlyScript.addEventListener("load", resolve);
-    plotlyScript.addEventListener("error", () => reject(new Error("plotly.js did not load")));
-  });
+  // plotly.js is fetched while the page loads (base.html preloads it) but run only when the
+  // first chart is drawn: running it holds the main thread for a second or more, which the
+  // page's first data and tables should not wait behind. A draw asked for before it has run
+  // waits for it, and is dropped if the container was redrawn since.
+  let plotlyLoading = null;
+  function loadPlotly() {
+    if (window.Plotly) return Promise.resolve();
+    if (!plotlyLoading) plotlyLoading = new Promise((resolve, reject) => {
+      const script = Object.assign(document.createElement("script"), { id: "plotly-js", src: document.body.dataset.plotly });
+      script.addEventListener("load", () => { performance.mark("plotly.js ran"); resolve(); });
+      script.addEventListener("error", () => reject(new Error("plotly.js did not load")));
+      document.head.append(script);
+    });
+    return plotlyLoading;
+  }
   const latest = new WeakMap(); // container -> the newest draw asked for
+
+  // Each chart is timed from the call of its function to the first frame after its plot was
+  // drawn, as a ``chart <name>`` performance measure (bench/study_page.py reports them).
+  let building = null; // {name, start} of the chart whose function is running
+  function timed(f) {
+    return function (container, ...args) {
+      const outer = building;
+      building = { name: container.dataset.chart || f.name, start: performance.now() };
+      try { return f(container, ...args); } finally { building = outer; }
+    };
+  }
+  function measure(timing) {
+    if (!timing || !performance.measure) return;
+    requestAnimationFrame(() => setTimeout(() => performance.measure(`chart ${timing.name}`, { start: timing.start })));
+  }
 
   function empty(container, message) {
     latest.delete(container);
@@ -50,6 +77,7 @@
     drawn.delete(container);
     clickable.delete(container);
     container.replaceChildren(Object.assign(document.createElement("div"), { className: "empty", textContent: message }));
+    measure(building);
   }
 
   // Plotly sizes a chart when it draws it and on window resizes; a panel that changes width
@@ -68,11 +96,11 @@
     }
   }) : null;
 
-  function draw(container, traces, layout, onClick) {
+  function draw(container, traces, layout, onClick, timing = building) {
     if (!window.Plotly) {
       const token = {};
       latest.set(container, token);
-      return plotlyLoaded.then(() => { if (latest.get(container) === token) return draw(container, traces, layout, onClick); });
+      return loadPlotly().then(() => { if (latest.get(container) === token) return draw(container, traces, layout, onClick, timing); });
     }
     latest.delete(container);
     if (!drawn.has(container)) {
@@ -81,6 +109,7 @@
     }
     drawn.set(container, [traces, layout]);
     return window.Plotly.react(container, traces, themed(layout), CONFIG).then(() => {
+      measure(timing);
       if (!onClick || clickable.has(container)) return;
       clickable.add(container);
       container.on("plotly_click", (ev) => { const n = ev.points?.[0]?.customdata; if (n !== undefined && n !== null) onClick(n); });
@@ -99,6 +128,9 @@
   // Parallel coordinates draw a line per trial; past this many, the best half of the cap and
   // an even sample of the rest are drawn.
   const PARALLEL_MAX = 1000;
+  // Trials drawn as markers over a contour: as many as SVG draws quickly, so that the chart
+  // needs no WebGL context of its own (drawn in software, the dearest part of a chart).
+  const CONTOUR_MARKERS = 1000;
   // Whole-number axes (trials, epochs) with few values get a tick per value, not 0.5 steps.
   const integerTicks = (values) => (values.length && Math.max(...values) - Math.min(...values) <= 12 ? { dtick: 1 } : {});
   const dirWord = (d) => (d === "maximize" ? "max" : "min");
@@ -236,8 +268,9 @@
         layout: { title: title(name), type: log ? "log" : "linear" } };
     };
     const ax = axis(xName), ay = axis(yName);
-    // The grid is built from every trial; past 2000 the markers on top are every k-th trial.
-    const every = Math.max(1, Math.ceil(pts.length / 2000));
+    // The grid is built from every trial; past CONTOUR_MARKERS the markers on top are every
+    // k-th trial.
+    const every = Math.max(1, Math.ceil(pts.length / CONTOUR_MARKERS));
     const shown = pts.map((_, i) => i).filter((i) => i % every === 0);
     const sums = ay.centers.map(() => ax.centers.map(() => [0, 0]));
     pts.forEach((t, i) => { const c = sums[ay.cell(ay.pos[i])][ax.cell(ax.pos[i])]; c[0] += t.values[objective]; c[1] += 1; });
@@ -247,7 +280,7 @@
       { type: "contour", x: ax.centers.map(ax.show), y: ay.centers.map(ay.show), z, connectgaps: true, name: metric,
         colorscale: "Viridis", reversescale: directions[objective] === "minimize", contours: { coloring: "heatmap" },
         colorbar: { title: title(metric) }, hovertemplate: `${xName} %{x}<br>${yName} %{y}<br>${metric} %{z}<extra></extra>` },
-      { type: scatter(shown.length), mode: "markers", name: "trials", x: shown.map((i) => ax.show(ax.pos[i])), y: shown.map((i) => ay.show(ay.pos[i])),
+      { type: "scatter", mode: "markers", name: "trials", x: shown.map((i) => ax.show(ax.pos[i])), y: shown.map((i) => ay.show(ay.pos[i])),
         customdata: shown.map((i) => pts[i].number), marker: { color: "#ffffff", size: 6, line: { color: "#111827", width: 1 } },
         hovertemplate: `trial %{customdata}<extra></extra>` },
     ];
@@ -276,7 +309,8 @@
   }
 
   // Timeline: one segment per trial from its start to its end (now, while it runs), a trace
-  // per state; segments are one path per trace, so 10,000 trials draw as fast as ten.
+  // per state; segments are one SVG path per trace, so 10,000 trials draw as fast as ten (and
+  // need no WebGL). Times are milliseconds, which a date axis reads without parsing text.
   function timeline(container, trials, onClick) {
     const now = Date.now();
     const started = trials.filter((t) => t.datetime_start);
@@ -284,15 +318,15 @@
     const byState = new Map();
     for (const t of started) {
       if (!byState.has(t.state)) byState.set(t.state, { x: [], y: [], customdata: [] });
-      const end = t.datetime_complete ? Date.parse(t.datetime_complete) : now;
+      const start = Date.parse(t.datetime_start), end = t.datetime_complete ? Date.parse(t.datetime_complete) : now;
       const seg = byState.get(t.state);
-      seg.x.push(t.datetime_start, new Date(Math.max(end, Date.parse(t.datetime_start) + 1)).toISOString(), null);
+      seg.x.push(start, Math.max(end, start + 1), null);
       seg.y.push(t.number, t.number, null);
       seg.customdata.push(t.number, t.number, null);
     }
     const width = Math.max(2, Math.min(12, 300 / started.length));
     const traces = [...byState.entries()].map(([state, seg]) => ({
-      type: scatter(started.length), mode: "lines", name: state, ...seg, connectgaps: false,
+      type: "scatter", mode: "lines", name: state, ...seg, connectgaps: false,
       line: { color: STATE_COLORS[state] || "#6b7280", width },
       hovertemplate: `trial %{customdata} (${state})<br>%{x}<extra></extra>`,
     }));
@@ -375,5 +409,7 @@
     return out;
   }
 
-  window.TuneboardCharts = { history, curves, parallel, slice, contour, edf, timeline, pareto, paretoFront, importance, metricCurve, overlay, bestSoFar, empty, loaded: plotlyLoaded };
+  const charts = { history, curves, parallel, slice, contour, edf, timeline, pareto, importance, metricCurve, overlay };
+  for (const [name, f] of Object.entries(charts)) charts[name] = timed(f);
+  window.TuneboardCharts = { ...charts, paretoFront, bestSoFar, empty, loaded: loadPlotly };
 })();

@@ -53,7 +53,7 @@ def multi_objective(server: str, team: Team, db_url: str) -> int:
 
 def test_plotly_is_served_from_the_package_with_caching(server: str) -> None:
     page = httpx.get(f"{server}/ui/studies/1")
-    src = page.text.split('src="/ui/vendor/plotly-', 1)[1].split('"', 1)[0]
+    src = page.text.split('href="/ui/vendor/plotly-', 1)[1].split('"', 1)[0]
     js = httpx.get(f"{server}/ui/vendor/plotly-{src}", headers={"Accept-Encoding": "gzip"})
     assert js.status_code == 200 and "immutable" in js.headers["cache-control"]
     assert js.headers["content-encoding"] == "gzip" and "plotly" in js.text[:2000].lower()
@@ -127,10 +127,17 @@ def test_multi_objective_study_shows_the_pareto_front(
     names = page.evaluate(
         "() => document.querySelector('[data-chart=\"history\"]').data.map(d => d.name)")
     assert names == ["val_accuracy", "best val_accuracy", "epoch_time_s", "best epoch_time_s"]
-    # Importance follows the chosen objective.
+    # Importance and the slice follow the chosen objective; the history, which shows every
+    # objective, keeps its plot.
+    page.evaluate("() => { window.historyPlot = document.querySelector("
+                  "'[data-chart=\"history\"]')._fullLayout; }")
     page.select_option("#objective", "1")
     page.wait_for_function(
         "document.querySelector('#importance-note').textContent.includes('epoch_time_s')")
+    page.wait_for_function("document.querySelector('[data-chart=\"slice\"]')"
+                           ".layout.yaxis.title.text === 'epoch_time_s (min)'")
+    assert page.evaluate("() => document.querySelector('[data-chart=\"history\"]')"
+                         "._fullLayout === window.historyPlot")
     heads = page.locator("#leaderboard thead th").all_inner_texts()
     assert "val_accuracy" in heads and "epoch_time_s" in heads
     t.screenshot("study-multi")
