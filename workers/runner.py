@@ -54,7 +54,7 @@ from tuneboard.config import Settings, get_settings
 from tuneboard.db import session_scope, utcnow
 from tuneboard.db.models import Study
 from tuneboard.objective import LATEST_CHECKPOINT, Objective, TrialContext, TrialPruned
-from tuneboard.optimization import make_pruner, make_sampler, suggest_params
+from tuneboard.optimization.claimed import ask_claimed, optuna_study
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.queue import enqueue_after_commit
 from tuneboard.spec import StudySpec, StudyState, TrialState
@@ -436,20 +436,9 @@ def _ask(
     """The study, the trial and its parameters; asked again after an outage, it finds the
     parameters already stored and returns them."""
     storage.remember_study(claim.optuna_name, claim.study_id)
-    study = optuna.load_study(
-        study_name=claim.optuna_name,
-        storage=storage,
-        sampler=make_sampler(spec.sampler, spec.search_space,
-                             n_objectives=len(spec.metrics), trial_seed_offset=claim.number,
-                             search=spec.search),
-        pruner=make_pruner(spec.pruner, max_steps=spec.objective.max_epochs),
-    )
-    # Study.ask for an enqueued trial: the Trial applies system_attrs["fixed_params"] and
-    # calls sampler.before_trial itself.
-    trial = optuna.trial.Trial(study, claim.trial_id)
-    with storage.params_together(claim.trial_id):
-        params = suggest_params(trial, spec.search_space)
-    return study, trial, {**params, **spec.fixed}
+    study = optuna_study(storage, claim.optuna_name, spec, claim.number)
+    trial, params = ask_claimed(storage, study, claim.trial_id, spec)
+    return study, trial, params
 
 
 def _tell(

@@ -10,9 +10,9 @@ What this keeps:
   trial of the study is still running (the study is settled then), with a time to come back
   (``retry_after_s``) while some are, because a lost one may come back as a retry or free a slot.
 - **Parameters come from the study's sampler over** :class:`SqlStorage`, as for a worker: the
-  trial is claimed in one transaction, and Optuna's ``Trial`` over the claimed row then samples
-  in transactions of its own (``suggest``). The spec's ``fixed`` values (a standard's defaults
-  among them) are part of every trial's parameters.
+  trial is claimed in one transaction, and Optuna's ``Trial`` over the claimed row then samples,
+  its parameters written in one transaction of their own (``suggest``). The spec's ``fixed``
+  values (a standard's defaults among them) are part of every trial's parameters.
 - **A step is stored once.** Reports of a trial are applied under the trial row's lock; a step
   that is stored already is skipped (a retried request changes nothing and is no error), a new
   step below the last stored one is refused. The study metric's value at each step is the trial's
@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from tuneboard.db.base import utcnow
 from tuneboard.db.models import Study, Trial
 from tuneboard.errors import Conflict, InvalidInput, NotFound
-from tuneboard.optimization import make_pruner, make_sampler, suggest_params
+from tuneboard.optimization.claimed import ask_claimed, optuna_study
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.spec import StudySpec
 from tuneboard.spec.states import TrialOrigin, TrialState
@@ -227,29 +227,15 @@ def _stop_message(
     return "stopped", f"the study stopped: {reason}"
 
 
-def _optuna_study(storage: SqlStorage, name: str, spec: StudySpec, number: int) -> optuna.Study:
-    return optuna.Study(
-        study_name=name,
-        storage=storage,
-        sampler=make_sampler(spec.sampler, spec.search_space, n_objectives=len(spec.metrics),
-                             trial_seed_offset=number, search=spec.search),
-        pruner=make_pruner(spec.pruner, max_steps=spec.objective.max_epochs),
-    )
-
-
 def suggest(storage: SqlStorage, claimed: Claim) -> list[AskedTrial]:
     """Each claimed trial's parameters from the study's sampler (what a worker does with a trial
-    it claimed); written by ``SqlStorage`` in transactions of its own."""
+    it claimed), written by ``SqlStorage`` in a transaction of their own."""
     spec = claimed.spec
     asked = []
     for item in claimed.trials:
-        with storage.study_known(claimed.optuna_name, claimed.study_id), \
-                storage.params_together(item.trial_id):
-            study = _optuna_study(storage, claimed.optuna_name, spec, item.number)
-            # Study.ask for a claimed trial: the Trial applies system_attrs["fixed_params"]
-            # and calls sampler.before_trial itself.
-            trial = optuna.trial.Trial(study, item.trial_id)
-            params = {**suggest_params(trial, spec.search_space), **spec.fixed}
+        with storage.study_known(claimed.optuna_name, claimed.study_id):
+            study = optuna_study(storage, claimed.optuna_name, spec, item.number)
+            _, params = ask_claimed(storage, study, item.trial_id, spec)
         asked.append(AskedTrial(number=item.number, params=params,
                                 lease_expires_at=claimed.lease_expires_at,
                                 attempt=item.attempt, retry_of=item.retry_of))
@@ -353,7 +339,7 @@ def should_prune(storage: SqlStorage, reported: Reported) -> ReportAnswer:
     )
     # Hyperband builds a Study per bracket: it looks the name up too.
     with storage.study_known(reported.optuna_name, reported.study_id):
-        ostudy = _optuna_study(storage, reported.optuna_name, reported.spec, reported.number)
+        ostudy = optuna_study(storage, reported.optuna_name, reported.spec, reported.number)
         prune = bool(ostudy.pruner.prune(ostudy, frozen))
     return ReportAnswer(should_prune=prune, should_stop=reported.should_stop)
 
@@ -459,7 +445,7 @@ def record_tell(storage: SqlStorage, telling: Telling) -> None:
     """Tell Optuna the outcome over ``SqlStorage`` (its own transactions). A trial finished
     meanwhile (another tell, the reaper) is a 409."""
     with storage.study_known(telling.optuna_name, telling.study_id):
-        study = _optuna_study(storage, telling.optuna_name, telling.spec, telling.number)
+        study = optuna_study(storage, telling.optuna_name, telling.spec, telling.number)
     try:
         if telling.judged:
             storage.set_trial_system_attr(telling.trial_id, verdicts.FINAL_METRICS_ATTR,
