@@ -1,16 +1,21 @@
-"""What several benchmarks share: the digits MLP task run in process, a live API server, and
-latency percentiles. (The benchmarks run as ``python bench/<name>.py``, so this folder is on
-``sys.path`` and they import this as ``_common``.)"""
+"""What several benchmarks share: the digits MLP task run in process, a live API server,
+latency percentiles and processes started together. (The benchmarks run as
+``python bench/<name>.py``, so this folder is on ``sys.path`` and they import this as
+``_common``.)"""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +127,63 @@ def cpu_jiffies() -> tuple[int, int]:
 def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     busy, total = after[0] - before[0], after[1] - before[1]
     return busy / total if total else 0.0
+
+
+# --- Processes started together ---------------------------------------------------------------
+
+
+@dataclass
+class Together:
+    """What ``run_together`` measured: the span from the first process's start to the last one's
+    end, and how busy the machine's CPUs were meanwhile (whoever was busy)."""
+
+    wall_s: float
+    busy: float
+
+
+def run_together(
+    prepare: Callable[..., Callable[[], object]], arguments: Sequence[tuple[Any, ...]],
+    timeout: float = 3600,
+) -> Together:
+    """One fresh (spawned) process per tuple of ``arguments``, each calling ``prepare(*args)``
+    (imports, loading a study: not measured) and, once every one has, the run it returned, all
+    at once. ``prepare`` is a module-level function of the benchmark; a process's error is
+    raised here with its traceback."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(len(arguments) + 1), ctx.Queue()
+    procs = [ctx.Process(target=_together, args=(prepare, args, barrier, results))
+             for args in arguments]
+    for proc in procs:
+        proc.start()
+    try:
+        try:
+            barrier.wait(timeout=600)
+        except threading.BrokenBarrierError:
+            raise RuntimeError(results.get(timeout=60)) from None
+        jiffies = cpu_jiffies()
+        done = [results.get(timeout=timeout) for _ in procs]
+        busy = busy_share(jiffies, cpu_jiffies())
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
+    failed = [d for d in done if isinstance(d, str)]
+    if failed:
+        raise RuntimeError(failed[0])
+    return Together(wall_s=max(end for _, end in done) - min(start for start, _ in done),
+                    busy=busy)
+
+
+def _together(prepare: Callable[..., Callable[[], object]], args: tuple[Any, ...],
+              barrier: Any, results: Any) -> None:
+    try:
+        run = prepare(*args)
+        barrier.wait()
+        start = time.time()
+        run()
+        results.put((start, time.time()))
+    except BaseException:
+        results.put(traceback.format_exc())  # before the others learn of it: theirs come later
+        barrier.abort()
+        raise
