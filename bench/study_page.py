@@ -9,7 +9,8 @@ loads of:
 
 - first screen: the trials table has its rows and every chart in the first 1400x1000 viewport
   holds its plot (or says why not); at 10,000 trials the first chart begins just below it;
-- every chart: the same for every chart on the page (those below the fold included).
+- first chart: the first chart (wherever it is) holds its plot or says why not;
+- every chart: every chart on the page (those below the fold included) does.
 
 The timings come from the page itself (``performance.now()`` checked on every animation frame),
 so they include fetching the data, plotly.js, and drawing. No load scrolls: the page draws the
@@ -21,8 +22,25 @@ plotly.js ended and when plotly.js had run (the page runs it to draw its first c
 chart when its drawing began and how long it took, from the call of its drawing function to the
 first frame after its plot was drawn (charts.js's ``chart <name>`` performance measures).
 Chromium runs with ``--disable-gpu``, so WebGL traces (scattergl, parallel coordinates) are
-drawn in software (SwiftShader), as on a machine without a GPU. The database (tb_bench_*) is
-dropped at the end.
+drawn in software (SwiftShader), as on a machine without a GPU.
+
+The peer, on the same data and in the same run: once the Tuneboard loads are done and its API
+stopped, ``tuneboard dashboard`` (optuna-dashboard over the same database through
+ReadOnlyStorage, in its own process) serves the study, and its page
+``/dashboard/studies/{id}`` (the storage's study id is ours) is loaded the same way, a warm-up
+load then ``--loads`` fresh contexts. By default that page shows three plotly.js charts: the
+optimization history (``#plot-history``), the hyperparameter importances
+(``#graph-hyperparameter-importances``, computed by its server) and the timeline
+(``#graph-timeline``), all in the first 1400x1000 viewport (its intermediate-values chart
+shows only for trials with intermediate values, which these, with per-epoch metrics of ours,
+lack); slice, contour, parallel coordinates and the rest are on its "analytics" page, so it
+draws fewer charts than ours. A chart counts as drawn once plotly has laid it out
+(``_fullLayout``) with a trace holding points. Its "first chart" and "every chart" (its three)
+are printed beside ours with the ratios ours / optuna-dashboard (under 1: ours is faster), then
+when its study read (every trial, in one response), its importances read and its bundle.js
+ended and when each chart was drawn. A peer load waits at most 120 s; one that has not drawn
+by then is printed as not finished (and counts as slower than every finished one in the
+median). The database (tb_bench_*) is dropped at the end.
 
     python bench/study_page.py [--trials 10000] [--loads 3]
 """
@@ -30,24 +48,34 @@ dropped at the end.
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import optuna
 import sqlalchemy as sa
-from _common import serve_api
+from _common import ROOT, free_port, serve_api
 from storage_cold_start import create_database, drop_database, seed_finished_study
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update"]
 VIEWPORT = {"width": 1400, "height": 1000}
+PEER_WAIT_S = 120
 
-# Checked on every frame from the start of the page: when the charts in the first viewport, and
-# then all of them, first hold a plot or an "empty" message.
+# Checked on every frame from the start of the page: when the first chart, the charts in the
+# first viewport, and then all of them, first hold a plot or an "empty" message.
 PROBE = """
 (() => {
   const drawn = (gd) => gd.querySelector('.empty') ||
@@ -56,6 +84,9 @@ PROBE = """
   window.__bench = {};
   function check() {
     const charts = [...document.querySelectorAll('[data-chart]')].filter(visible);
+    if (!window.__bench.firstChart && charts.some(drawn)) {
+      window.__bench.firstChart = performance.now();
+    }
     const rows = document.querySelectorAll('#trials tbody tr[data-number]').length;
     if (charts.length && rows) {
       const first = charts.filter((gd) => gd.getBoundingClientRect().top < innerHeight);
@@ -91,6 +122,39 @@ BREAKDOWN = """
 })()
 """
 
+# optuna-dashboard's study page: when each of its charts (by element id) first holds a plot,
+# and when the first and the last of them did.
+PEER_CHARTS = ("plot-history", "graph-hyperparameter-importances", "graph-timeline")
+PEER_PROBE = """
+(() => {
+  const ids = IDS;
+  const drawn = (gd) => gd && gd._fullLayout && Array.isArray(gd.data) &&
+    gd.data.some((t) => (t.x && t.x.length) || (t.y && t.y.length));
+  window.__bench = { charts: {} };
+  function check() {
+    const now = performance.now();
+    for (const id of ids) {
+      if (!(id in window.__bench.charts) && drawn(document.getElementById(id))) {
+        window.__bench.charts[id] = now;
+        window.__bench.firstChart ??= now;
+      }
+    }
+    if (ids.every((id) => id in window.__bench.charts)) { window.__bench.all = now; return; }
+    requestAnimationFrame(check);
+  }
+  requestAnimationFrame(check);
+})();
+""".replace("IDS", json.dumps(PEER_CHARTS))
+PEER_BREAKDOWN = """
+(() => {
+  const ended = (part) => performance.getEntriesByType('resource')
+    .find((e) => e.name.includes(part))?.responseEnd;
+  return { ...window.__bench, reads: {
+    'study read': ended('?after=0'), 'importances read': ended('/param_importances'),
+    'bundle.js fetched': ended('/static/bundle.js') } };
+})()
+"""
+
 
 def seed(url: str, n_trials: int) -> tuple[int, str]:
     study_id, key = seed_finished_study(url, "study-page", n_trials, 0)
@@ -111,54 +175,150 @@ def seed(url: str, n_trials: int) -> tuple[int, str]:
     return study_id, key
 
 
-def load_times(base: str, path: str, key: str, loads: int) -> list[dict[str, float]]:
+def fresh_loads(
+    url: str, loads: int, init_scripts: list[str], waits: list[tuple[str, float]], read: str
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """``loads`` loads of ``url``, each in a fresh browser context with ``init_scripts``, after
+    one that warms the server's caches (not returned): per load, what ``read`` returns once
+    every ``waits`` expression holds (each waited for at most its seconds; on a timeout it is
+    read as it stands, with the timeout among the errors) and the page's errors."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     out = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            for _ in range(loads + 1):  # the first load warms the server's caches, not counted
+            for _ in range(loads + 1):
                 context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
-                context.add_init_script(f"localStorage.setItem('tuneboard.apiKey', {key!r})")
-                context.add_init_script(PROBE)
+                for script in init_scripts:
+                    context.add_init_script(script)
                 page = context.new_page()
                 errors: list[str] = []
                 page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
-                page.goto(base + path)
-                page.wait_for_function("window.__bench && window.__bench.all", timeout=120_000)
-                page.wait_for_function(MEASURED, timeout=60_000)
-                seen: dict[str, Any] = page.evaluate(BREAKDOWN)
+                page.goto(url)
+                try:
+                    for expression, timeout_s in waits:
+                        page.wait_for_function(expression, timeout=timeout_s * 1000)
+                except PlaywrightTimeout:
+                    errors.append(f"not drawn within {timeout_s:.0f} s")
+                out.append((page.evaluate(read), errors))
                 context.close()
-                if errors:
-                    raise RuntimeError(f"the page failed: {errors}")
-                times = {"first": seen["first"] / 1000, "all": seen["all"] / 1000}
-                times.update({k: v / 1000 for k, v in seen["reads"].items() if v is not None})
-                for name, (start, took) in seen["charts"].items():
-                    times[f"chart {name} began"] = start / 1000
-                    times[f"chart {name}"] = took / 1000
-                out.append(times)
         finally:
             browser.close()
     return out[1:]
 
 
-def report(times: list[dict[str, float]], n_trials: int, loads: int) -> None:
-    def median(k: str) -> float:
-        return statistics.median(t[k] for t in times)
+def our_times(base: str, study_id: int, key: str, loads: int) -> list[dict[str, float]]:
+    init = [f"localStorage.setItem('tuneboard.apiKey', {key!r})", PROBE]
+    waits = [("window.__bench && window.__bench.all", 120), (MEASURED, 60)]
+    out = []
+    for seen, errors in fresh_loads(f"{base}/ui/studies/{study_id}", loads, init, waits,
+                                    BREAKDOWN):
+        if errors:
+            raise RuntimeError(f"the page failed: {errors}")
+        times = {k: seen[k] / 1000 for k in ("firstChart", "first", "all")}
+        times.update({k: v / 1000 for k, v in seen["reads"].items() if v is not None})
+        for name, (start, took) in seen["charts"].items():
+            times[f"chart {name} began"] = start / 1000
+            times[f"chart {name}"] = took / 1000
+        out.append(times)
+    return out
 
+
+def peer_times(base: str, study_id: int, loads: int) -> list[dict[str, float]]:
+    """Like ``our_times`` on optuna-dashboard's page; a figure it did not reach within
+    ``PEER_WAIT_S`` is infinite."""
+    waits = [("window.__bench && window.__bench.all", PEER_WAIT_S)]
+    out = []
+    for seen, errors in fresh_loads(f"{base}/dashboard/studies/{study_id}", loads,
+                                    [PEER_PROBE], waits, PEER_BREAKDOWN):
+        if errors:
+            print(f"optuna-dashboard load: {'; '.join(errors)}")
+        times = {k: seen[k] / 1000 if seen.get(k) else math.inf for k in ("firstChart", "all")}
+        times.update({k: v / 1000 for k, v in seen["reads"].items() if v is not None})
+        drawn = seen["charts"]
+        times.update({f"chart {name} drawn": drawn[name] / 1000 if name in drawn else math.inf
+                      for name in PEER_CHARTS})
+        out.append(times)
+    return out
+
+
+@contextmanager
+def serve_dashboard(database_url: str) -> Iterator[str]:
+    """``tuneboard dashboard`` (optuna-dashboard, read-only) over ``database_url`` in its own
+    process on a free port; yields its address once it answers."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tuneboard.cli", "dashboard", "--port", str(port)],
+            cwd=ROOT, env={**os.environ, "TUNEBOARD_DATABASE_URL": database_url},
+            stdout=log, stderr=log,  # it logs every request
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/api/meta", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"optuna-dashboard did not start:\n{log.read().decode()}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+def median(times: list[dict[str, float]], k: str) -> float:
+    return statistics.median(t[k] for t in times)
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else f">{PEER_WAIT_S}"
+
+
+def report(ours: list[dict[str, float]], peer: list[dict[str, float]], n_trials: int,
+           loads: int) -> None:
     print(f"\n/ui/studies/{{id}} at {n_trials} trials, headless chromium, "
           f"{loads} loads (fresh context each)")
-    for label, k in (("first screen drawn", "first"), ("every chart drawn", "all")):
-        samples = ", ".join(f"{t[k]:.2f}" for t in times)
-        print(f"{label:<22} median {median(k):.2f} s  ({samples})")
+    for label, k in (("first screen drawn", "first"), ("first chart drawn", "firstChart"),
+                     ("every chart drawn", "all")):
+        samples = ", ".join(f"{t[k]:.2f}" for t in ours)
+        print(f"{label:<22} median {median(ours, k):.2f} s  ({samples})")
+
+    print(f"\nbeside optuna-dashboard's /dashboard/studies/{{id}} ({len(PEER_CHARTS)} charts), "
+          f"medians (s)")
+    print(f"  {'':<20} {'Tuneboard':>10} {'optuna-dashboard':>17} {'ours/theirs':>12}")
+    for label, k in (("first chart drawn", "firstChart"), ("every chart drawn", "all")):
+        mine, theirs = median(ours, k), median(peer, k)
+        ratio = f"{mine / theirs:.2f}" if math.isfinite(theirs) else f"<{mine / PEER_WAIT_S:.2f}"
+        samples = ", ".join(seconds(t[k]) for t in peer)
+        print(f"  {label:<20} {mine:>10.2f} {seconds(theirs):>17} {ratio:>12}  "
+              f"(optuna-dashboard: {samples})")
+    unfinished = sum(not math.isfinite(t["all"]) for t in peer)
+    if unfinished:
+        print(f"  optuna-dashboard did not finish drawing in {PEER_WAIT_S} s "
+              f"in {unfinished} of {loads} loads")
+
     print("\nwhere the time goes (medians, s)")
     for k in ("trial-table read", "plotly.js fetched", "plotly.js ran"):
-        if all(k in t for t in times):
-            print(f"  {k:<22}       at {median(k):6.2f}")
-    charts = [k for k in times[0] if all(k in t and f"{k} began" in t for t in times)]
-    for k in sorted(charts, key=lambda k: median(f"{k} began")):
-        print(f"  {k:<22} began at {median(f'{k} began'):6.2f}, took {median(k):5.2f}")
+        if all(k in t for t in ours):
+            print(f"  {k:<22}       at {median(ours, k):6.2f}")
+    charts = [k for k in ours[0] if all(k in t and f"{k} began" in t for t in ours)]
+    for k in sorted(charts, key=lambda k: median(ours, f"{k} began")):
+        print(f"  {k:<22} began at {median(ours, f'{k} began'):6.2f}, took {median(ours, k):5.2f}")
+    print("optuna-dashboard")
+    for k in ("bundle.js fetched", "study read", "importances read"):
+        if all(k in t for t in peer):
+            print(f"  {k:<22}       at {median(peer, k):6.2f}")
+    for name in PEER_CHARTS:
+        drawn = seconds(median(peer, f"chart {name} drawn"))
+        print(f"  {'#' + name:<33} drawn at {drawn:>6}")
 
 
 def main() -> None:
@@ -177,12 +337,13 @@ def main() -> None:
               f"in {time.perf_counter() - start:.0f} s")
         proc = serve_api(url, args.port)
         try:
-            base = f"http://127.0.0.1:{args.port}"
-            times = load_times(base, f"/ui/studies/{study_id}", key, args.loads)
+            ours = our_times(f"http://127.0.0.1:{args.port}", study_id, key, args.loads)
         finally:
             proc.terminate()
             proc.wait()
-        report(times, args.trials, args.loads)
+        with serve_dashboard(url) as base:
+            peer = peer_times(base, study_id, args.loads)
+        report(ours, peer, args.trials, args.loads)
     finally:
         drop_database(name)
 
