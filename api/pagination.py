@@ -1,7 +1,8 @@
 """Cursor pagination: ``?limit=&cursor=`` in, ``{"items", "next_cursor"}`` out.
 
 Every list route pages this way, with these helpers: the route decodes the cursor into the sort
-key its repository query starts after, asks for ``limit + 1`` rows and hands them to ``page``.
+key its repository query starts after (``CursorKey`` does it for a key of one integer), asks for
+``limit + 1`` rows and hands them to ``page``.
 A cursor is the last row's sort key, its values joined by ``~`` (``42``; ``3~0.97~17`` for a
 study's leaderboard). Clients pass ``next_cursor`` back unchanged; each list documents the exact
 pattern of its cursor in OpenAPI, and every string of that pattern is a position the list can
@@ -106,6 +107,16 @@ def decode_cursor(cursor: str, *kinds: type) -> tuple[Any, ...]:
     if len(parts) != len(kinds):
         raise _bad("not a cursor for this list")
     return tuple(_value(text, kind) for text, kind in zip(parts, kinds, strict=True))
+
+
+def cursor_key(cursor: Cursor = None) -> int | None:
+    (key,) = decode_cursor(cursor, int) if cursor else (None,)
+    return key
+
+
+CursorKey = Annotated[int | None, Depends(cursor_key)]
+"""The ``cursor`` of a list sorted by one integer, decoded: the key the page starts after
+(before, for a list newest first); None for the first page."""
 
 
 def page(

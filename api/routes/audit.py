@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import API_PREFIX, Admin, SessionDep
 from api.openapi import ERRORS
-from api.pagination import Cursor, Limit, decode_cursor, page
+from api.pagination import CursorKey, Limit, page
 from tuneboard import audit
 from tuneboard.audit import AuditEntryOut
 from tuneboard.schemas import Page
@@ -16,9 +16,8 @@ router = APIRouter(prefix=API_PREFIX, tags=["audit"], responses=ERRORS)
 
 @router.get("/audit", summary="The audit log, newest first")
 def audit_log(
-    session: SessionDep, principal: Admin, limit: Limit, cursor: Cursor = None
+    session: SessionDep, principal: Admin, limit: Limit, before: CursorKey
 ) -> Page[AuditEntryOut]:
-    (before,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = audit.list_entries(session, principal.team_id, limit=limit + 1, before_id=before)
     items, next_cursor = page(rows, limit, lambda e: (e.id,))
     return Page[AuditEntryOut](items=[AuditEntryOut.of(e) for e in items], next_cursor=next_cursor)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, status
 
 from api.deps import API_PREFIX, MAX_ID, Admin, SessionDep
 from api.openapi import ERRORS
-from api.pagination import Cursor, Limit, decode_cursor, page
+from api.pagination import CursorKey, Limit, page
 from tuneboard.schemas import Page
 from tuneboard.teams import service as teams
 from tuneboard.teams.schemas import KeyCreated, KeyCreateRequest, KeyOut
@@ -26,9 +26,8 @@ def create_key(session: SessionDep, principal: Admin, body: KeyCreateRequest) ->
 
 @router.get("", summary="The team's API keys, oldest first")
 def list_keys(
-    session: SessionDep, principal: Admin, limit: Limit, cursor: Cursor = None
+    session: SessionDep, principal: Admin, limit: Limit, after: CursorKey
 ) -> Page[KeyOut]:
-    (after,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = teams.list_keys(session, principal, limit=limit + 1, after_id=after)
     items, next_cursor = page(rows, limit, lambda k: (k.id,))
     return Page[KeyOut](items=[KeyOut.of(k) for k in items], next_cursor=next_cursor)

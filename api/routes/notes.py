@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from api.deps import API_PREFIX, Member, SessionDep, StudyDep, TrialNumber
 from api.openapi import ERRORS
-from api.pagination import Cursor, Limit, decode_cursor, page
+from api.pagination import CursorKey, Limit, page
 from tuneboard import notes
 from tuneboard.db.models import Note
 from tuneboard.notes import NoteCreate, NoteOut
@@ -27,9 +27,8 @@ def _page(rows: list[tuple[Note, int | None]], limit: int) -> Page[NoteOut]:
     "for a note on the study itself).",
 )
 def list_study_notes(
-    session: SessionDep, study: StudyDep, limit: Limit, cursor: Cursor = None
+    session: SessionDep, study: StudyDep, limit: Limit, before: CursorKey
 ) -> Page[NoteOut]:
-    (before,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = notes.list_notes(session, study, limit=limit + 1, before_id=before)
     return _page(rows, limit)
 
@@ -43,9 +42,8 @@ def add_study_note(
 
 @router.get("/trials/{number}/notes", summary="A trial's notes, newest first")
 def list_trial_notes(
-    session: SessionDep, study: StudyDep, number: TrialNumber, limit: Limit, cursor: Cursor = None
+    session: SessionDep, study: StudyDep, number: TrialNumber, limit: Limit, before: CursorKey
 ) -> Page[NoteOut]:
-    (before,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = notes.list_notes(session, study, limit=limit + 1, trial_number=number,
                             before_id=before)
     return _page(rows, limit)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import API_PREFIX, STUDY_CAPS, Member, SessionDep, StorageDep, Viewer, unit_of_work
 from api.openapi import ERRORS
-from api.pagination import Cursor, Limit, decode_cursor, page
+from api.pagination import Cursor, CursorKey, Limit, decode_cursor, page
 from tuneboard.client.optuna import decode, decode_float, trial_from_json, trial_to_json
 from tuneboard.db.models import Study
 from tuneboard.errors import InvalidInput, NotFound
@@ -149,9 +149,8 @@ def create_study(session: SessionDep, principal: Member, body: CreateStudy) -> d
 
 @router.get("/studies", summary="The team's studies, oldest first")
 def list_studies(
-    session: SessionDep, principal: Viewer, limit: Limit, cursor: Cursor = None
+    session: SessionDep, principal: Viewer, limit: Limit, after: CursorKey
 ) -> Response:
-    (after,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = remote.list_studies(session, principal.team_id, limit=limit + 1, after_id=after)
     items, next_cursor = page(rows, limit, lambda s: (s.id,))
     return _json({"items": [_study_json(principal.team_id, s) for s in items],

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, status
 
 from api.deps import API_PREFIX, MAX_ID, SessionDep, StudyId, Viewer, require_role
 from api.openapi import ERRORS, ErrorBody
-from api.pagination import Cursor, Limit, decode_cursor, page
+from api.pagination import CursorKey, Limit, page
 from tuneboard import standards
 from tuneboard.schemas import Page
 from tuneboard.standards import (
@@ -90,9 +90,8 @@ def create_standard(
 
 @router.get("/standards", summary="The team's standards (each at its newest version)")
 def list_standards(
-    session: SessionDep, principal: Viewer, limit: Limit, cursor: Cursor = None
+    session: SessionDep, principal: Viewer, limit: Limit, after: CursorKey
 ) -> Page[StandardVersionOut]:
-    (after,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = standards.list_standards(
         session, principal.team_id, limit=limit + 1, after_standard_id=after
     )
@@ -137,9 +136,8 @@ def publish_version(
 
 @router.get("/standards/{name}/versions", summary="A standard's versions, oldest first")
 def list_versions(
-    session: SessionDep, principal: Viewer, name: StandardName, limit: Limit, cursor: Cursor = None
+    session: SessionDep, principal: Viewer, name: StandardName, limit: Limit, after: CursorKey
 ) -> Page[VersionSummary]:
-    (after,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = standards.list_versions(
         session, principal.team_id, name, limit=limit + 1, after_version=after
     )

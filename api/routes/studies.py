@@ -19,7 +19,7 @@ from api.deps import (
     Viewer,
 )
 from api.openapi import ERRORS, spec_request_body
-from api.pagination import Cursor, Limit, cursor_query, decode_cursor, page
+from api.pagination import CursorKey, Limit, cursor_query, decode_cursor, page
 from tuneboard import leaderboard
 from tuneboard.db.models import Study
 from tuneboard.schemas import Page
@@ -83,7 +83,7 @@ def list_studies(
     session: SessionDep,
     principal: Viewer,
     limit: Limit,
-    cursor: Cursor = None,
+    before_id: CursorKey,
     state: StudyState | None = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
     standard: Annotated[
@@ -91,7 +91,6 @@ def list_studies(
         Query(max_length=250, pattern=REF_PATTERN, description='"name" (any version) or "name@N"'),
     ] = None,
 ) -> Page[StudySummary]:
-    (before_id,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = studies.list_studies(
         session, principal, limit=limit + 1, before_id=before_id, state=state, name=name,
         standard=standard,

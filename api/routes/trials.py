@@ -14,7 +14,7 @@ from api.deps import (
     TrialNumber,
 )
 from api.openapi import ERRORS
-from api.pagination import Cursor, Limit, decode_cursor, page
+from api.pagination import CursorKey, Limit, page
 from tuneboard.schemas import Page
 from tuneboard.spec.states import TrialState
 from tuneboard.studies import service as studies
@@ -49,10 +49,9 @@ def list_trials(
     session: SessionDep,
     study: StudyDep,
     limit: Limit,
-    cursor: Cursor = None,
+    after: CursorKey,
     state: TrialState | None = None,
 ) -> Page[TrialSummary]:
-    (after,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = studies.list_trials(session, study, limit=limit + 1, after_number=after, state=state)
     items, next_cursor = page(rows, limit, lambda t: (t.number,))
     return Page[TrialSummary](items=[TrialSummary.of(t) for t in items], next_cursor=next_cursor)
@@ -73,9 +72,8 @@ def trial_metrics(
     study: StudyDep,
     number: TrialNumber,
     limit: Limit,
-    cursor: Cursor = None,
+    after: CursorKey,
 ) -> Page[MetricsAtStep]:
-    (after,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = studies.trial_metrics(session, study, number, limit=limit + 1, after_step=after)
     steps, next_cursor = page(MetricsAtStep.group(rows), limit, lambda s: (s.step,))
     return Page[MetricsAtStep](items=steps, next_cursor=next_cursor)

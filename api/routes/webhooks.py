@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, status
 
 from api.deps import API_PREFIX, MAX_ID, Admin, SessionDep
 from api.openapi import ERRORS
-from api.pagination import Cursor, Limit, decode_cursor, page
+from api.pagination import CursorKey, Limit, page
 from tuneboard import webhooks
 from tuneboard.schemas import Page
 from tuneboard.webhooks import DeliveryOut, WebhookCreate, WebhookCreated, WebhookOut
@@ -37,9 +37,8 @@ def create_webhook(session: SessionDep, principal: Admin, body: WebhookCreate) -
 
 @router.get("", summary="The team's webhooks, oldest first")
 def list_webhooks(
-    session: SessionDep, principal: Admin, limit: Limit, cursor: Cursor = None
+    session: SessionDep, principal: Admin, limit: Limit, after: CursorKey
 ) -> Page[WebhookOut]:
-    (after,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = webhooks.list_webhooks(session, principal.team_id, limit=limit + 1, after_id=after)
     items, next_cursor = page(rows, limit, lambda h: (h.id,))
     return Page[WebhookOut](items=[WebhookOut.of(h) for h in items], next_cursor=next_cursor)
@@ -63,9 +62,8 @@ def list_deliveries(
     principal: Admin,
     webhook_id: WebhookId,
     limit: Limit,
-    cursor: Cursor = None,
+    before: CursorKey,
 ) -> Page[DeliveryOut]:
-    (before,) = decode_cursor(cursor, int) if cursor else (None,)
     rows = webhooks.list_deliveries(
         session, principal.team_id, webhook_id, limit=limit + 1, before_id=before
     )

@@ -13,7 +13,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -141,19 +141,12 @@ class TuneboardClient:
                             **kwargs))
 
     def _pages(self, path: str, params: dict[str, Any], limit: int | None) -> Iterator[Any]:
-        """Every item of a list, following ``next_cursor`` (at most ``limit`` items)."""
-        query = {k: v for k, v in params.items() if v is not None}
-        given = 0
-        while True:
-            page = self._request("GET", path, params=query)
-            for item in page["items"]:
-                if limit is not None and given >= limit:
-                    return
-                given += 1
-                yield item
-            if not page.get("next_cursor"):
+        """Every item of a list (at most ``limit`` items)."""
+        items = paginate(lambda query: self._request("GET", path, params=query), params)
+        for given, item in enumerate(items):
+            if limit is not None and given >= limit:
                 return
-            query["cursor"] = page["next_cursor"]
+            yield item
 
     # --- studies ---
 
@@ -289,6 +282,20 @@ class TuneboardClient:
         body = {"standard": standard, "spec": spec}
         result: dict[str, Any] = self._request("POST", "/standards/check", json=body)
         return result
+
+
+def paginate(fetch: Callable[[dict[str, Any]], Any], params: dict[str, Any]) -> Iterator[Any]:
+    """Every item of a list, following ``next_cursor``; a page is read when its items are
+    taken. ``fetch(query)`` answers one page, ``{"items", "next_cursor"}``, for the query of
+    ``params`` (those not None) and the previous page's cursor."""
+    query = {k: v for k, v in params.items() if v is not None}
+    while True:
+        page = fetch(query)
+        yield from page["items"]
+        if not page.get("next_cursor"):
+            return
+        query["cursor"] = page["next_cursor"]
+
 
 def _decode(response: httpx.Response) -> Any:
     try:

@@ -47,7 +47,15 @@ from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneboard.client._errors import ApiError, ConfigError
-from tuneboard.client._http import API_PREFIX, DEFAULT_URL, Retry, api_key_from_env, send
+from tuneboard.client._http import (
+    API_PREFIX,
+    DEFAULT_URL,
+    Retry,
+    _decode,
+    api_key_from_env,
+    paginate,
+    send,
+)
 
 __all__ = [
     "DUPLICATED_STUDY",
@@ -318,24 +326,19 @@ class RemoteStorage(BaseStorage):
         return dict(decode(self._study(study_id)["system_attrs"]))
 
     def get_all_studies(self) -> list[FrozenStudy]:
-        studies: list[FrozenStudy] = []
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
-        while True:
-            page = self._call("GET", "/studies", params=params)
-            studies.extend(
-                FrozenStudy(
-                    study_name=item["study_name"],
-                    direction=None,
-                    directions=[_DIRECTION_OF[d] for d in item["directions"]],
-                    user_attrs=decode(item["user_attrs"]),
-                    system_attrs=decode(item["system_attrs"]),
-                    study_id=item["study_id"],
-                )
-                for item in page["items"]
+        items = paginate(lambda query: self._call("GET", "/studies", params=query),
+                         {"limit": PAGE_SIZE})
+        return [
+            FrozenStudy(
+                study_name=item["study_name"],
+                direction=None,
+                directions=[_DIRECTION_OF[d] for d in item["directions"]],
+                user_attrs=decode(item["user_attrs"]),
+                system_attrs=decode(item["system_attrs"]),
+                study_id=item["study_id"],
             )
-            if not page.get("next_cursor"):
-                return studies
-            params["cursor"] = page["next_cursor"]
+            for item in items
+        ]
 
     # --- trials: writes ---
 
@@ -413,46 +416,39 @@ class RemoteStorage(BaseStorage):
         """Read the trials this storage has not seen finished: those with a higher id than any
         seen, and those seen unfinished."""
         body = {"after_id": cache.max_id_seen, "unfinished_ids": sorted(cache.unfinished_ids)}
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
-        while True:
+
+        def fetch(query: dict[str, Any]) -> Any:
             try:
-                page = self._call(
-                    "POST", f"/studies/{study_id}/trials/sync", json=body, params=params, safe=True
+                return self._call(
+                    "POST", f"/studies/{study_id}/trials/sync", json=body, params=query, safe=True
                 )
             except KeyError:
                 self._forget_study(study_id)
                 raise
-            if page["items"]:
-                cache.ordered = None
-            for item in page["items"]:
-                trial = trial_from_json(item)
-                cache.trials[trial.number] = trial
-                cache.max_id_seen = max(cache.max_id_seen, trial._trial_id)
-                if trial.state.is_finished():
-                    cache.unfinished_ids.discard(trial._trial_id)
-                    self._finished[trial._trial_id] = trial
-                else:
-                    cache.unfinished_ids.add(trial._trial_id)
-            if not page.get("next_cursor"):
-                return
-            params["cursor"] = page["next_cursor"]
+
+        for item in paginate(fetch, {"limit": PAGE_SIZE}):
+            cache.ordered = None
+            trial = trial_from_json(item)
+            cache.trials[trial.number] = trial
+            cache.max_id_seen = max(cache.max_id_seen, trial._trial_id)
+            if trial.state.is_finished():
+                cache.unfinished_ids.discard(trial._trial_id)
+                self._finished[trial._trial_id] = trial
+            else:
+                cache.unfinished_ids.add(trial._trial_id)
 
 
 def _result(response: httpx.Response) -> Any:
     """The body of a success; the exception Optuna expects for an error."""
-    if response.is_success:
-        return response.json() if response.content else None
     try:
-        error = response.json()["error"]
-        code, message, details = str(error["code"]), str(error["message"]), error.get("details")
-    except (ValueError, KeyError, TypeError):
-        code, message, details = "error", response.text[:500] or response.reason_phrase, None
-    if response.status_code == 404:
-        raise KeyError(message)
-    if code == DUPLICATED_STUDY:
-        raise DuplicatedStudyError(message)
-    if code == TRIAL_FINISHED:
-        raise UpdateFinishedTrialError(message)
-    if response.status_code == 422:
-        raise ValueError(message) from ApiError(response.status_code, code, message, details)
-    raise ApiError(response.status_code, code, message, details)
+        return _decode(response)
+    except ApiError as err:
+        if err.status == 404:
+            raise KeyError(err.message) from None
+        if err.code == DUPLICATED_STUDY:
+            raise DuplicatedStudyError(err.message) from None
+        if err.code == TRIAL_FINISHED:
+            raise UpdateFinishedTrialError(err.message) from None
+        if err.status == 422:
+            raise ValueError(err.message) from err
+        raise
