@@ -12,7 +12,7 @@
    Optuna's tell runs in memory (its checks, the sampler's ``after_trial``) and its outcome is
    written in that transaction.
 
-A trial thus costs the database one transaction to claim, the ask's read and parameter writes,
+A trial thus costs the database one transaction to claim, the ask's read and its one write,
 one per batch of reports (which also carry the heartbeat and the stop check's poll), and one to
 finish. None waits on the broker while it holds a database lock. Each is tried again while the
 database is unreachable, for up to ``TUNEBOARD_DB_OUTAGE_S`` (:mod:`workers.outage`), as are the
