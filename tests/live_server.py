@@ -49,10 +49,16 @@ def serve(app: FastAPI) -> Iterator[str]:
 
 
 @contextmanager
-def serve_process(env: Mapping[str, str], log_path: Path) -> Iterator[str]:
-    """``uvicorn api.main:app`` in its own process, with ``env`` over this process's environment
-    and its output in ``log_path``, until the block ends; yields its base URL once ``/healthz``
+def serve_process(
+    database_url: str, broker_url: str, home: Path, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """``uvicorn api.main:app`` in its own process on ``database_url`` and ``broker_url``, with
+    ``home`` as its TUNEBOARD_HOME (its output in ``home/uvicorn.log``) and ``env`` over this
+    process's environment, until the block ends; yields its base URL once ``/healthz``
     answers."""
+    log_path = home / "uvicorn.log"
+    env = {"TUNEBOARD_DATABASE_URL": database_url, "TUNEBOARD_BROKER_URL": broker_url,
+           "TUNEBOARD_HOME": str(home), "TUNEBOARD_ENVIRONMENT": "test", **(env or {})}
     port = free_port()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

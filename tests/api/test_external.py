@@ -337,10 +337,8 @@ def test_four_clients_at_once_need_one_pooled_connection(
     timeout and answer 503."""
     if is_sqlite(db_url):
         pytest.skip("the pool cap is PostgreSQL's")
-    env = {"TUNEBOARD_DATABASE_URL": db_url, "TUNEBOARD_BROKER_URL": BROKER_URL,
-           "TUNEBOARD_HOME": str(tmp_path), "TUNEBOARD_ENVIRONMENT": "test",
-           "TUNEBOARD_DB_POOL_SIZE": "1", "TUNEBOARD_DB_MAX_OVERFLOW": "0"}
-    with serve_process(env, tmp_path / "uvicorn.log") as base:
+    one_connection = {"TUNEBOARD_DB_POOL_SIZE": "1", "TUNEBOARD_DB_MAX_OVERFLOW": "0"}
+    with serve_process(db_url, BROKER_URL, tmp_path, one_connection) as base:
         study_id = member(http, base + API, team).create(
             external(budget={"n_trials": 12, "max_parallel": 4}))
 

@@ -25,14 +25,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 @pytest.fixture(scope="module")
 def server(migrated_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``uvicorn api.main:app`` in its own process on the backend's database."""
-    home = tmp_path_factory.mktemp("optuna-server")
-    env = {
-        "TUNEBOARD_DATABASE_URL": migrated_db,
-        "TUNEBOARD_BROKER_URL": BROKER_URL,
-        "TUNEBOARD_HOME": str(home),
-        "TUNEBOARD_ENVIRONMENT": "test",
-    }
-    with serve_process(env, home / "uvicorn.log") as url:
+    with serve_process(migrated_db, BROKER_URL, tmp_path_factory.mktemp("optuna-server")) as url:
         yield url
 
 
