@@ -11,7 +11,9 @@
    Trials per second for each, and how busy the machine's CPUs were meanwhile (all of them,
    from ``/proc/stat``: clients, servers and database share them, so where one client already
    keeps them busy, more clients cannot go faster); then the store is checked: no duplicate
-   trial numbers, exactly the budget finished, one report stored per trial.
+   trial numbers, exactly the budget finished, one report stored per trial. The peer, in the
+   same run: as many processes of plain Optuna (ask, report, ``should_prune``, tell) on one
+   ``RDBStorage`` study on the same server, the budget shared out between them.
 
 The API is live uvicorn servers (``--servers`` processes, one port each; latency uses the
 first) on a fresh PostgreSQL database: ``uvicorn --workers N`` added about 45 ms to every POST
@@ -30,12 +32,13 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import optuna
 import sqlalchemy as sa
-from _common import busy_share, cpu_jiffies, free_port, percentiles, serve_api
+from _common import busy_share, cpu_jiffies, free_port, percentiles, run_together, serve_api
 from storage_cold_start import (
     SPACE,
     create_database,
@@ -185,6 +188,46 @@ def throughput(base_urls: list[str], key: str, client: httpx.Client, url: str, b
             and state == "completed"}
 
 
+def _optuna_client(url: str, name: str, n_trials: int, sampler: str,
+                   index: int) -> Callable[[], object]:
+    """One of the peer's processes: the study loaded; its run, ``n_trials`` of ask, one report
+    and the pruner's answer, tell (what each of our clients does over HTTP)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(
+        study_name=name, storage=url, pruner=optuna.pruners.MedianPruner(),
+        sampler=(optuna.samplers.TPESampler(seed=index) if sampler == "tpe"
+                 else optuna.samplers.RandomSampler(seed=index)))
+
+    def run() -> None:
+        for _ in range(n_trials):
+            trial = study.ask(SPACE)
+            trial.report(0.5, 0)
+            trial.should_prune()
+            study.tell(trial, 0.5)
+
+    return run
+
+
+def optuna_throughput(budget: int, clients: int, sampler: str) -> dict[str, Any]:
+    """The peer of ``throughput``: ``clients`` processes on one ``RDBStorage`` study on the same
+    server, the budget shared out between them."""
+    name = f"tb_bench_{uuid.uuid4().hex[:10]}"
+    url = create_database(name)
+    try:
+        storage = optuna.storages.RDBStorage(url)
+        study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "throughput")
+        shares = [budget // clients + (i < budget % clients) for i in range(clients)]
+        together = run_together(_optuna_client, [(url, "throughput", share, sampler, i)
+                                                 for i, share in enumerate(shares)])
+        trials = storage.get_all_trials(study_id, deepcopy=False)
+        ok = (len(trials) == len({t.number for t in trials}) == budget
+              and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials))
+        storage.engine.dispose()
+        return {"trials_per_s": budget / together.wall_s, "busy": together.busy, "ok": ok}
+    finally:
+        drop_database(name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="0,1000,10000")
@@ -230,6 +273,14 @@ def main() -> None:
                       f"{'ok' if result['ok'] else 'MISMATCH'}")
             print(f"speed-up: {many['trials_per_s'] / one['trials_per_s']:.1f}x "
                   f"({os.cpu_count()} CPUs, {args.servers} API processes)")
+            print("\nthe peer: as many processes of plain Optuna ask, report, should_prune, tell "
+                  "on one RDBStorage study on the same server")
+            for ours in (one, many):
+                theirs = optuna_throughput(args.budget, ours["clients"], args.sampler)
+                print(f"{ours['clients']:>3} process(es): {theirs['trials_per_s']:7.1f} trials/s "
+                      f"(CPUs {100 * theirs['busy']:.0f}% busy; "
+                      f"{'ok' if theirs['ok'] else 'MISMATCH'}); ours / theirs "
+                      f"{ours['trials_per_s'] / theirs['trials_per_s']:.2f}", flush=True)
     finally:
         for proc in procs:
             proc.terminate()
