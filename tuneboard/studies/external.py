@@ -92,9 +92,13 @@ FAIL_REASON_ATTR = "fail_reason"  # Optuna's own system attribute for why a tria
 # --- the study ------------------------------------------------------------------------------------
 
 
-def external_study(session: Session, principal: Principal, study_id: int) -> Study:
-    """The team's study, if it is external: another team's is 404, a worker-run one 409."""
-    study = repo.get_study(session, principal.team_id, study_id)
+def external_study(
+    session: Session, principal: Principal, study_id: int, *, lock: bool = False
+) -> Study:
+    """The team's study, if it is external: another team's is 404, a worker-run one 409. With
+    ``lock``, its row is locked until the caller's commit (read once, not read then locked)."""
+    study = (repo.lock_study(session, study_id, principal.team_id) if lock
+             else repo.get_study(session, principal.team_id, study_id))
     if study is None:
         raise NotFound(f"study {study_id} not found")
     if not dispatch.is_external(study):
@@ -159,9 +163,7 @@ def claim(
     """Claim up to ``count`` trials for a client: waiting ones first, then new sampler trials
     within the budget. Flushes, never commits."""
     now = now or utcnow()
-    external_study(session, principal, study_id)
-    study = repo.lock_study(session, study_id)
-    assert study is not None
+    study = external_study(session, principal, study_id, lock=True)
     spec = _spec(study)
     budget = spec.budget
     if not study.state.takes_trials():

@@ -56,11 +56,13 @@ def get_study(session: Session, team_id: int | None, study_id: int) -> Study | N
     return session.scalar(stmt)
 
 
-def lock_study(session: Session, study_id: int) -> Study | None:
+def lock_study(session: Session, study_id: int, team_id: int | None = None) -> Study | None:
+    """The study's row, locked until the caller's commit (None if it is not the team's)."""
+    stmt = select(Study).where(Study.id == study_id)
+    if team_id is not None:
+        stmt = stmt.where(Study.team_id == team_id)
     return session.scalar(
-        _lockable(session, select(Study).where(Study.id == study_id), Study).execution_options(
-            populate_existing=True
-        )
+        _lockable(session, stmt, Study).execution_options(populate_existing=True)
     )
 
 
