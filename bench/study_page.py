@@ -9,18 +9,24 @@ loads of:
 
 - first screen: the trials table has its rows and every chart in the first 1400x1000 viewport
   holds its plot (or says why not); at 10,000 trials the first chart begins just below it;
+- ready: the page says it is ready (``data-ready``: its first data shown, the charts near the
+  viewport drawn, plotly.js run so that a chart scrolled to does not wait for it);
 - first chart: the first chart (wherever it is) holds its plot or says why not;
-- every chart: every chart on the page (those below the fold included) does.
+- every chart: every chart on the page does, the load scrolling to each in turn from ready.
+
+The page draws a chart only once it comes near the viewport, so each load, once ready, scrolls
+each chart in the page's order to the top of the viewport and waits until it is drawn before
+the next: per chart, the seconds from its scroll until it was drawn (0 where an earlier scroll
+had brought it near and it was drawn already), and "scrolled through", from the first scroll
+to the last chart drawn.
 
 The timings come from the page itself (``performance.now()`` checked on every animation frame),
-so they include fetching the data, plotly.js, and drawing. No load scrolls: the page draws the
-charts near the viewport first and then the others, one at a time, when the browser is idle,
-so "every chart" is the time until the whole page is drawn while the reader does nothing.
+so they include fetching the data, plotly.js, and drawing.
 
-Where the time goes, as medians over the loads: when the trial-table read and the fetch of
-plotly.js ended and when plotly.js had run (the page runs it to draw its first chart), and per
-chart when its drawing began and how long it took, from the call of its drawing function to the
-first frame after its plot was drawn (charts.js's ``chart <name>`` performance measures).
+Where the time goes, as medians over the loads: when the trial-table and leaderboard reads and
+the fetch of plotly.js ended and when plotly.js had run, and per chart when its drawing began
+and how long it took, from the call of its drawing function to the first frame after its plot
+was drawn (charts.js's ``chart <name>`` performance measures).
 Chromium runs with ``--disable-gpu``, so WebGL traces (scattergl, parallel coordinates) are
 drawn in software (SwiftShader), as on a machine without a GPU.
 
@@ -58,7 +64,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -100,6 +106,35 @@ PROBE = """
 """
 
 
+# Once the first screen is drawn and the page is ready (its first data shown, the charts near
+# the viewport drawn, plotly.js run): each chart in the page's order scrolled to the top of the
+# viewport, the next once it is drawn; per chart the seconds from its scroll until it was drawn
+# (its first ``chart <name>`` measure ended), 0 for one drawn before (near an earlier one).
+SCROLL_THROUGH = """
+async () => {
+  const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r)));
+  const ended = (name) => {
+    const e = performance.getEntriesByName(`chart ${name}`)[0];
+    return e && e.startTime + e.duration;
+  };
+  const charts = [...document.querySelectorAll('[data-chart]')]
+    .filter((gd) => !gd.closest('[hidden]'));
+  const out = { ready: performance.now(), charts: {} };
+  const deadline = performance.now() + 60000;
+  for (const gd of charts) {
+    const name = gd.dataset.chart, start = performance.now();
+    gd.closest('section').scrollIntoView({ block: 'start' });
+    while (ended(name) === undefined) {
+      if (performance.now() > deadline) throw new Error(`chart ${name} not drawn once scrolled to`);
+      await frame();
+    }
+    out.charts[name] = Math.max(0, ended(name) - start);
+  }
+  out.end = performance.now();
+  return out;
+}
+"""
+
 # Every chart drawn on the page has its measure (each is taken a frame after its plot).
 MEASURED = """
 () => [...document.querySelectorAll('[data-chart]')].filter((gd) => !gd.closest('[hidden]'))
@@ -117,7 +152,8 @@ BREAKDOWN = """
     if (e.name.startsWith('chart ') && !(name in charts)) charts[name] = [e.startTime, e.duration];
   }
   return { ...window.__bench, charts, reads: {
-    'trial-table read': ended('/trial-table'), 'plotly.js fetched': ended('/ui/vendor/plotly-'),
+    'trial-table read': ended('/trial-table'), 'leaderboard read': ended('/leaderboard'),
+    'plotly.js fetched': ended('/ui/vendor/plotly-'),
     'plotly.js ran': performance.getEntriesByName('plotly.js ran')[0]?.startTime } };
 })()
 """
@@ -176,12 +212,15 @@ def seed(url: str, n_trials: int) -> tuple[int, str]:
 
 
 def fresh_loads(
-    url: str, loads: int, init_scripts: list[str], waits: list[tuple[str, float]], read: str
+    url: str, loads: int, init_scripts: list[str], waits: list[tuple[str, float]], read: str,
+    then: str | None = None, then_waits: Sequence[tuple[str, float]] = (),
 ) -> list[tuple[dict[str, Any], list[str]]]:
     """``loads`` loads of ``url``, each in a fresh browser context with ``init_scripts``, after
     one that warms the server's caches (not returned): per load, what ``read`` returns once
     every ``waits`` expression holds (each waited for at most its seconds; on a timeout it is
-    read as it stands, with the timeout among the errors) and the page's errors."""
+    read as it stands, with the timeout among the errors) and the page's errors. With
+    ``then``, that script is run once the waits hold (its answer is read as ``then``), and
+    ``then_waits`` are waited for after it."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -197,12 +236,17 @@ def fresh_loads(
                 errors: list[str] = []
                 page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
                 page.goto(url)
+                after = None
                 try:
                     for expression, timeout_s in waits:
                         page.wait_for_function(expression, timeout=timeout_s * 1000)
+                    if then:
+                        after = page.evaluate(then)
+                    for expression, timeout_s in then_waits:
+                        page.wait_for_function(expression, timeout=timeout_s * 1000)
                 except PlaywrightTimeout:
                     errors.append(f"not drawn within {timeout_s:.0f} s")
-                out.append((page.evaluate(read), errors))
+                out.append(({**page.evaluate(read), "then": after}, errors))
                 context.close()
         finally:
             browser.close()
@@ -211,13 +255,18 @@ def fresh_loads(
 
 def our_times(base: str, study_id: int, key: str, loads: int) -> list[dict[str, float]]:
     init = [f"localStorage.setItem('tuneboard.apiKey', {key!r})", PROBE]
-    waits = [("window.__bench && window.__bench.all", 120), (MEASURED, 60)]
+    waits = [("window.__bench && window.__bench.first", 60), ("document.body.dataset.ready", 60)]
+    after = [("window.__bench.all", 60), (MEASURED, 60)]
     out = []
     for seen, errors in fresh_loads(f"{base}/ui/studies/{study_id}", loads, init, waits,
-                                    BREAKDOWN):
+                                    BREAKDOWN, SCROLL_THROUGH, after):
         if errors:
             raise RuntimeError(f"the page failed: {errors}")
         times = {k: seen[k] / 1000 for k in ("firstChart", "first", "all")}
+        scrolled = seen["then"]
+        times["ready"] = scrolled["ready"] / 1000
+        times["scrolled through"] = (scrolled["end"] - scrolled["ready"]) / 1000
+        times.update({f"scrolled to {name}": v / 1000 for name, v in scrolled["charts"].items()})
         times.update({k: v / 1000 for k, v in seen["reads"].items() if v is not None})
         for name, (start, took) in seen["charts"].items():
             times[f"chart {name} began"] = start / 1000
@@ -286,10 +335,16 @@ def report(ours: list[dict[str, float]], peer: list[dict[str, float]], n_trials:
            loads: int) -> None:
     print(f"\n/ui/studies/{{id}} at {n_trials} trials, headless chromium, "
           f"{loads} loads (fresh context each)")
-    for label, k in (("first screen drawn", "first"), ("first chart drawn", "firstChart"),
-                     ("every chart drawn", "all")):
+    for label, k in (("first screen drawn", "first"), ("ready", "ready"),
+                     ("first chart drawn", "firstChart"), ("every chart drawn", "all")):
         samples = ", ".join(f"{t[k]:.2f}" for t in ours)
         print(f"{label:<22} median {median(ours, k):.2f} s  ({samples})")
+    print("scrolled to, one chart after another from the ready page: seconds from the scroll "
+          "until drawn (0: drawn before)")
+    scrolls = [k for k in ours[0] if k.startswith("scrolled to ")]
+    for k in [*scrolls, "scrolled through"]:
+        samples = ", ".join(f"{t[k]:.2f}" for t in ours if k in t)
+        print(f"  {k.removeprefix('scrolled to '):<20} median {median(ours, k):.2f} s  ({samples})")
 
     print(f"\nbeside optuna-dashboard's /dashboard/studies/{{id}} ({len(PEER_CHARTS)} charts), "
           f"medians (s)")
@@ -306,7 +361,7 @@ def report(ours: list[dict[str, float]], peer: list[dict[str, float]], n_trials:
               f"in {unfinished} of {loads} loads")
 
     print("\nwhere the time goes (medians, s)")
-    for k in ("trial-table read", "plotly.js fetched", "plotly.js ran"):
+    for k in ("trial-table read", "leaderboard read", "plotly.js fetched", "plotly.js ran"):
         if all(k in t for t in ours):
             print(f"  {k:<22}       at {median(ours, k):6.2f}")
     charts = [k for k in ours[0] if all(k in t and f"{k} began" in t for t in ours)]

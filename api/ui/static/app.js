@@ -75,8 +75,8 @@
     return load;
   }
 
-  // Resolved once the page has drawn its first data: every chart and table (tests and
-  // bench/study_page.py wait on it; ``data-ready`` on <body> says the same).
+  // Resolved once the page has drawn its first data: its tables and the charts near the
+  // viewport (tests and bench/study_page.py wait on it; ``data-ready`` on <body> says the same).
   let pageReady;
   window.tuneboardReady = new Promise((resolve) => { pageReady = () => { document.body.dataset.ready = "true"; resolve(); }; });
   const ROLE_RANK = { viewer: 0, member: 1, maintainer: 2, admin: 3 };
@@ -267,50 +267,60 @@
     return { update(metrics, paramNames, list) { define(metrics, paramNames); trials = list; render(); } };
   }
 
-  // Charts drawn when they are near the viewport, one per frame, nearest first; the others one
-  // at a time when the browser is idle, so the first screen does not wait for the charts below
-  // it. A chart asked to redraw before its turn is drawn once, with its newest data.
-  // ``idle()`` resolves once nothing is waiting to be drawn.
+  // Charts drawn when they come within MARGIN of the viewport, one per frame, nearest first: a
+  // chart further down is drawn when the reader scrolls to it, so neither the first screen nor
+  // a live refresh waits for charts nobody is looking at. A chart asked to redraw before it is
+  // reached is drawn once, with its newest data, when it is. ``settled()`` resolves once no
+  // chart near the viewport waits to be drawn.
   function lazyCharts() {
-    const pending = new Map();
+    const pending = new Map(); // container -> its newest drawing
+    const near = new Set(), reported = new Set(); // reported: the observer has placed it
     let scheduled = false, waiters = [];
-    const MARGIN = 200;
-    const distance = (c) => { const r = c.getBoundingClientRect(); return r.bottom < 0 ? -r.bottom : Math.max(0, r.top - innerHeight); };
-    const whenIdle = window.requestIdleCallback ? (f) => requestIdleCallback(f, { timeout: 1000 }) : (f) => setTimeout(f, 50);
-    const nextFrame = (f) => requestAnimationFrame(() => setTimeout(f));
+    const MARGIN = 300;
+    // Those in the viewport first, top down, then the nearest below or above it.
+    const rank = (c) => { const r = c.getBoundingClientRect(); return r.bottom < 0 ? innerHeight - r.bottom : Math.max(0, r.top); };
+    const due = () => [...pending.keys()].filter((c) => near.has(c));
+    function settle() {
+      if (due().length || [...pending.keys()].some((c) => !reported.has(c))) return;
+      for (const w of waiters) w();
+      waiters = [];
+    }
     function step() {
       scheduled = false;
       let next = null;
-      for (const c of pending.keys()) if (next === null || distance(c) < distance(next)) next = c;
-      if (next === null) return;
-      const f = pending.get(next);
-      pending.delete(next);
-      try { f(); } catch (e) { showError(e.message); }
-      if (!pending.size) { for (const w of waiters) w(); waiters = []; }
+      for (const c of due()) if (next === null || rank(c) < rank(next)) next = c;
+      if (next !== null) {
+        const f = pending.get(next);
+        pending.delete(next);
+        try { f(); } catch (e) { showError(e.message); }
+      }
+      settle();
       schedule();
     }
-    // Where the charts are is asked at the next frame: asked at once, after each change of the
-    // page, every call would lay the whole page out again.
     function schedule() {
-      if (scheduled || !pending.size) return;
+      if (scheduled || !due().length) return;
       scheduled = true;
-      requestAnimationFrame(() => {
-        const near = [...pending.keys()].some((c) => distance(c) <= MARGIN);
-        (near ? setTimeout : whenIdle)(step);
-      });
+      requestAnimationFrame(() => setTimeout(step));
     }
-    // Scrolling brings a chart near: draw it at the next frame rather than when idle.
     const observer = window.IntersectionObserver ? new IntersectionObserver((entries) => {
-      if (entries.some((e) => e.isIntersecting && pending.has(e.target))) { scheduled = false; nextFrame(step); }
+      for (const e of entries) {
+        reported.add(e.target);
+        if (e.isIntersecting) near.add(e.target); else near.delete(e.target);
+      }
+      schedule();
+      settle();
     }, { rootMargin: `${MARGIN}px 0px` }) : null;
     const observed = new WeakSet();
     return {
       draw(container, f) {
-        if (observer && !observed.has(container)) { observed.add(container); observer.observe(container); }
+        if (!observed.has(container)) {
+          observed.add(container);
+          if (observer) observer.observe(container); else { near.add(container); reported.add(container); }
+        }
         pending.set(container, f);
         schedule();
       },
-      idle() { return pending.size ? new Promise((r) => waiters.push(r)) : Promise.resolve(); },
+      settled() { return new Promise((r) => { waiters.push(r); settle(); }); },
     };
   }
 
@@ -353,7 +363,7 @@
   async function studyPage() {
     const id = document.body.dataset.studyId;
     const C = charts();
-    const view = { study: null, table: null, lb: null, best: [], curves: new Map(), picked: new Set(), importanceKey: null, importanceAt: 0, metricPicked: false, ensemble: undefined };
+    const view = { study: null, table: null, lb: null, best: [], curves: new Map(), picked: new Set(), importanceKey: null, importanceAt: 0, metricPicked: false, ensemble: undefined, parallelAll: false };
     const open = (n) => { location.href = trialUrl(id, n); };
     const table = trialsTable(id, $("#trials"), $("#more-trials"), $("#trials-count"));
     const lazy = lazyCharts();
@@ -478,12 +488,26 @@
 
     function drawObjectiveCharts() {
       const ms = metrics(), ds = directions(), trials = view.table.trials, names = view.table.param_names, o = objective();
-      lazy.draw($("#chart-parallel"), () => {
-        const shown = C.parallel($("#chart-parallel"), trials, names, space(), ms, ds, o);
-        $("#parallel-note").textContent = shown && shown.shown < shown.of ? `the best ${shown.shown / 2} and an even sample of the others: ${shown.shown} of ${shown.of} trials` : "";
-      });
+      drawParallel();
       lazy.draw($("#chart-slice"), () => C.slice($("#chart-slice"), trials, names, space(), ms, ds, o, open));
       drawContour();
+    }
+
+    // Past its cap the chart draws a sample, and says so; the button draws every trial (or the
+    // sample again).
+    function drawParallel() {
+      const ms = metrics(), ds = directions(), trials = view.table.trials, names = view.table.param_names, o = objective();
+      lazy.draw($("#chart-parallel"), () => {
+        const shown = C.parallel($("#chart-parallel"), trials, names, space(), ms, ds, o, view.parallelAll);
+        const sampled = !!shown && shown.shown < shown.of, capped = !!shown && shown.of > shown.cap;
+        const count = (n) => n.toLocaleString("en");
+        $("#parallel-note").textContent = sampled
+          ? `Showing a sample: the best ${count(shown.best)} by ${ms[o]} and ${count(shown.shown - shown.best)} spread evenly over the other ${count(shown.of - shown.best)}, ${count(shown.shown)} of ${count(shown.of)} complete trials.`
+          : capped ? `Showing all ${count(shown.of)} complete trials.` : "";
+        const button = $("#parallel-all");
+        button.hidden = !capped;
+        button.textContent = sampled ? `show all ${count(shown.of)}` : "show a sample";
+      });
     }
 
     function drawContour() {
@@ -493,7 +517,11 @@
       setOptions($("#contour-x"), names.map((n) => [n, n]), ranked[0]);
       setOptions($("#contour-y"), names.map((n) => [n, n]), ranked.find((n) => n !== $("#contour-x").value));
       const cx = $("#contour-x").value, cy = $("#contour-y").value;
-      lazy.draw($("#chart-contour"), () => C.contour($("#chart-contour"), trials, cx, cy, space(), ms, ds, o, open));
+      lazy.draw($("#chart-contour"), () => {
+        const shown = C.contour($("#chart-contour"), trials, cx, cy, space(), ms, ds, o, open);
+        $("#contour-note").textContent = shown && shown.markers < shown.of
+          ? `shaded from all ${shown.of.toLocaleString("en")} trials, one in ${shown.every} marked` : "";
+      });
     }
 
     // Importance again when the complete trials (or the choice of evaluator or objective)
@@ -600,8 +628,10 @@
     await Promise.all([loading, notes()]);
     summary();
     showEnsemble(view.study.ensemble);
-    // Ready once every chart has been drawn with the first data (those below the fold too).
-    (async () => { await C.loaded(); await importanceBusy; await lazy.idle(); pageReady(); })().catch((e) => showError(e.message));
+    // Ready once the first data is shown and every chart near the viewport drawn. plotly.js is
+    // run by then even if no chart has needed it yet, so that a chart scrolled to later does
+    // not wait for it.
+    (async () => { await importanceBusy; await lazy.settled(); await C.loaded(); pageReady(); })().catch((e) => showError(e.message));
     $("#spec").textContent = JSON.stringify(view.study.spec, null, 2);
     if (metrics().length > 1) {
       $("#objective-row").hidden = false;
@@ -621,6 +651,7 @@
     $("#evaluator").addEventListener("change", () => importance(true));
     $("#objective").addEventListener("change", guard(() => { drawObjectiveCharts(); importance(true); }));
     for (const sel of ["#contour-x", "#contour-y"]) $(sel).addEventListener("change", guard(drawContour));
+    $("#parallel-all").addEventListener("click", guard(() => { view.parallelAll = !view.parallelAll; drawParallel(); }));
     for (const sel of ["#pareto-x", "#pareto-y"]) $(sel).addEventListener("change", guard(drawPareto));
     $("#cancel").addEventListener("click", guard(async () => {
       if (!confirm("Cancel this study?")) return;

@@ -56,8 +56,9 @@
   }
   const latest = new WeakMap(); // container -> the newest draw asked for
 
-  // Each chart is timed from the call of its function to the first frame after its plot was
-  // drawn, as a ``chart <name>`` performance measure (bench/study_page.py reports them).
+  // Each chart is timed from the call of its function to the start of the first frame after its
+  // plot was drawn (the frame that paints it), as a ``chart <name>`` performance measure
+  // (bench/study_page.py reports them).
   let building = null; // {name, start} of the chart whose function is running
   function timed(f) {
     return function (container, ...args) {
@@ -68,7 +69,7 @@
   }
   function measure(timing) {
     if (!timing || !performance.measure) return;
-    requestAnimationFrame(() => setTimeout(() => performance.measure(`chart ${timing.name}`, { start: timing.start })));
+    requestAnimationFrame(() => performance.measure(`chart ${timing.name}`, { start: timing.start }));
   }
 
   function empty(container, message) {
@@ -180,11 +181,13 @@
     draw(container, traces, { height: 340, xaxis: { title: title("epoch"), automargin: true, ...integerTicks(traces.flatMap((t) => t.x)) }, yaxis: { title: title(metric) } }, onClick);
   }
 
-  // Parallel coordinates over the complete trials that have every parameter.
-  function parallel(container, trials, names, space, metrics, directions, objective) {
+  // Parallel coordinates over the complete trials that have every parameter: past
+  // PARALLEL_MAX of them a sample (``sample``) unless ``every``. Returns how many were drawn, of
+  // how many, and how many of those are the best.
+  function parallel(container, trials, names, space, metrics, directions, objective, every) {
     const all = trials.filter((t) => t.state === "complete" && t.values && finite(t.values[objective]) && names.every((n) => t.params[n] !== null && t.params[n] !== undefined));
     if (!all.length || !names.length) return empty(container, "No complete trials with parameters yet.");
-    const done = sample(all, objective, directions[objective], PARALLEL_MAX);
+    const done = every ? all : sample(all, objective, directions[objective], PARALLEL_MAX);
     const dims = names.map((name) => {
       const values = done.map((t) => t.params[name]);
       const kind = paramKind(name, space, values);
@@ -206,7 +209,7 @@
     draw(container, [{ type: "parcoords", dimensions: dims, labelfont: { color: css_ }, tickfont: { color: css_ }, rangefont: { color: css_ },
       line: { color: y, colorscale: "Viridis", reversescale: directions[objective] === "minimize", showscale: true, colorbar: { title: title(metrics[objective]) } } }],
     { height: 380, margin: { l: 70, r: 70, t: 40, b: 30 } });
-    return { shown: done.length, of: all.length };
+    return { shown: done.length, of: all.length, best: done.length < all.length ? PARALLEL_MAX / 2 : done.length, cap: PARALLEL_MAX };
   }
 
   // At most ``cap`` of the trials, in their order: the best cap/2 by the objective and an even
@@ -243,7 +246,8 @@
   }
 
   // Contour of the objective over two parameters: the trials binned on a grid (mean per cell,
-  // gaps interpolated), with the trials themselves on top.
+  // gaps interpolated), with the trials themselves on top. Returns how many are marked, of how
+  // many.
   function contour(container, trials, xName, yName, space, metrics, directions, objective, onClick) {
     if (!xName || !yName || xName === yName) return empty(container, "Pick two different parameters.");
     const pts = trials.filter((t) => t.state === "complete" && t.values && finite(t.values[objective]) &&
@@ -285,6 +289,7 @@
         hovertemplate: `trial %{customdata}<extra></extra>` },
     ];
     draw(container, traces, { height: 380, showlegend: false, xaxis: ax.layout, yaxis: ay.layout }, onClick);
+    return { markers: shown.length, of: pts.length, every };
   }
 
   // Empirical distribution function of each objective over the complete trials.
@@ -309,8 +314,9 @@
   }
 
   // Timeline: one segment per trial from its start to its end (now, while it runs), a trace
-  // per state; segments are one SVG path per trace, so 10,000 trials draw as fast as ten (and
-  // need no WebGL). Times are milliseconds, which a date axis reads without parsing text.
+  // per state. In SVG plotly makes each segment (a line broken at its gaps) a path of its own,
+  // a second's styling at 10,000 trials, so past a thousand it is WebGL like the other scatters.
+  // Times are milliseconds, which a date axis reads without parsing text.
   function timeline(container, trials, onClick) {
     const now = Date.now();
     const started = trials.filter((t) => t.datetime_start);
@@ -326,7 +332,7 @@
     }
     const width = Math.max(2, Math.min(12, 300 / started.length));
     const traces = [...byState.entries()].map(([state, seg]) => ({
-      type: "scatter", mode: "lines", name: state, ...seg, connectgaps: false,
+      type: scatter(started.length), mode: "lines", name: state, ...seg, connectgaps: false,
       line: { color: STATE_COLORS[state] || "#6b7280", width },
       hovertemplate: `trial %{customdata} (${state})<br>%{x}<extra></extra>`,
     }));

@@ -79,16 +79,21 @@ class Tab:
         return path
 
     def wait_charts(self, *names: str, timeout: float = 20_000) -> None:
-        """Wait until each named chart (``data-chart``) holds plotly data, drawn full size."""
-        self.page.wait_for_function(
-            """names => names.every(n => {
-                const gd = document.querySelector(`[data-chart="${n}"]`);
-                return gd && Array.isArray(gd.data) && gd.data.length > 0
-                    && gd.getBoundingClientRect().height >= 200;
-            })""",
-            arg=list(names),
-            timeout=timeout,
-        )
+        """Scroll to each named chart (``data-chart``) in turn, as a reader would (a chart is
+        drawn once it comes near the viewport), and wait until it holds plotly data, drawn
+        full size."""
+        for name in names:
+            self.page.locator(f'[data-chart="{name}"]').scroll_into_view_if_needed(
+                timeout=timeout)
+            self.page.wait_for_function(
+                """n => {
+                    const gd = document.querySelector(`[data-chart="${n}"]`);
+                    return gd && Array.isArray(gd.data) && gd.data.length > 0
+                        && gd.getBoundingClientRect().height >= 200;
+                }""",
+                arg=name,
+                timeout=timeout,
+            )
 
     def chart_trials(self, name: str) -> set[int]:
         """The trial numbers a chart's points carry (as ``customdata``)."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import random
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import optuna
 import pytest
 
 from tests.api.conftest import API, Team, spec
@@ -24,6 +26,7 @@ from tests.api.ui.conftest import (
 )
 from tuneboard.db import session_scope
 from tuneboard.db.models import Study
+from tuneboard.optimization.storage import SqlStorage
 from tuneboard.studies import service as studies
 from tuneboard.studies.schemas import TrialTable
 
@@ -67,6 +70,9 @@ def test_finished_single_objective_study(
     assert get(server, team, f"/studies/{study_id}")["state"] == "completed"
     t: Tab = tab()
     page = t.open(f"/ui/studies/{study_id}")
+    page.wait_for_selector("body[data-ready]")
+    # A chart is drawn when it scrolls near: the timeline, far below the first screen, not yet.
+    assert page.evaluate("() => document.querySelector('[data-chart=\"timeline\"]').data") is None
     t.wait_charts(*STUDY_CHARTS)
     # Every chart has data; the history carries the 4 complete trials and its best-so-far line.
     assert t.chart_points("history") == 8
@@ -105,6 +111,44 @@ def test_finished_single_objective_study(
     assert t.errors == []
 
 
+def test_parallel_coordinates_past_the_cap_show_a_labelled_sample_or_all(
+    server: str, team: Team, db_url: str, tab: Any
+) -> None:
+    n = 1001  # one past the chart's cap
+    study_id = post(server, team, "/studies", spec(budget={"n_trials": n, "max_parallel": 1}))["id"]
+    rng = random.Random(0)
+    values = [rng.random() for _ in range(n)]
+    SqlStorage(db_url).add_trials(optuna_study(db_url, study_id)._study_id, [
+        optuna.trial.create_trial(value=v, distributions=SPACE, params={
+            "lr": 10 ** rng.uniform(-5, -1), "optimizer": rng.choice(["sgd", "adam", "adamw"]),
+            "hidden": 32 * rng.randint(1, 8)})
+        for v in values
+    ])
+    t: Tab = tab()
+    page = t.open(f"/ui/studies/{study_id}")
+    t.wait_charts("parallel")
+    objective = """() => document.querySelector('[data-chart="parallel"]').data[0]
+        .dimensions.at(-1).values"""
+    # A sample, and it says so: the best half of the cap by the objective, the rest spread out.
+    assert t.chart_points("parallel") == 1000
+    note = page.locator("#parallel-note").inner_text()
+    assert "sample" in note and "best 500 by val_accuracy" in note and "1,000 of 1,001" in note
+    shown = sorted(page.evaluate(objective), reverse=True)
+    assert shown[:500] == sorted(values, reverse=True)[:500]
+    button = page.locator("#parallel-all")
+    assert button.inner_text() == "show all 1,001"
+    button.click()
+    page.wait_for_function("""() => document.querySelector('[data-chart="parallel"]').data[0]
+        .dimensions[0].values.length === 1001""")
+    assert page.locator("#parallel-note").inner_text() == "Showing all 1,001 complete trials."
+    assert sorted(page.evaluate(objective)) == sorted(values)
+    assert button.inner_text() == "show a sample"
+    button.click()
+    page.wait_for_function("""() => document.querySelector('[data-chart="parallel"]').data[0]
+        .dimensions[0].values.length === 1000""")
+    assert t.errors == []
+
+
 def test_multi_objective_study_shows_the_pareto_front(
     server: str, team: Team, db_url: str, tab: Any
 ) -> None:
@@ -134,6 +178,7 @@ def test_multi_objective_study_shows_the_pareto_front(
     page.select_option("#objective", "1")
     page.wait_for_function(
         "document.querySelector('#importance-note').textContent.includes('epoch_time_s')")
+    page.locator('[data-chart="slice"]').scroll_into_view_if_needed()
     page.wait_for_function("document.querySelector('[data-chart=\"slice\"]')"
                            ".layout.yaxis.title.text === 'epoch_time_s (min)'")
     assert page.evaluate("() => document.querySelector('[data-chart=\"history\"]')"
@@ -224,6 +269,7 @@ def test_running_study_updates_live(
     page.wait_for_selector("#live:not([hidden])")
     cell = f'#trials tbody tr[data-number="{running[0].number}"] .trial-state'
     assert page.locator(cell).inner_text() == "running"
+    page.locator("#chart-importance").scroll_into_view_if_needed()
     page.wait_for_function("document.querySelector('#chart-importance').textContent"
                            ".includes('at least 2 complete')")
 
@@ -241,6 +287,8 @@ def test_running_study_updates_live(
         "document.querySelector('#importance-note').textContent.includes('3 complete')",
         timeout=15_000)
     t.wait_charts("importance")
+    # A chart redrawn while out of view is drawn with the newest data once scrolled back to.
+    t.wait_charts("curves")
     deadline = time.monotonic() + 10
     while t.chart_points("curves") < 3 + 2 + 2 and time.monotonic() < deadline:
         time.sleep(0.2)
