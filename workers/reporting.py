@@ -6,9 +6,12 @@ What it keeps:
 - The objective never waits for the database. Reports are stored by a writer thread, one
   transaction for whatever accumulated while the previous one ran; the pruner reads this trial's
   steps from Optuna's in-memory trial, which the reporter updates at once.
-- Every report is stored before the trial is told finished: the runner closes the reporter
-  first, and a failure to store one is raised at the next report, flush or close, so the trial
-  fails instead of finishing with steps missing.
+- Every report is stored before the trial is told finished, or with it: the runner ends the
+  reporter first (:meth:`TrialReporter.hand_over`), and what the writer had not started writing
+  by then is handed over, for the runner to write in the transaction that records the trial's
+  outcome (a short trial's only batch then costs no transaction of its own). A failure to store
+  a report is raised at the next report, flush or hand-over, so the trial fails instead of
+  finishing with steps missing.
 - ``ctx.flush_reports()`` returns once every report so far is committed: the checkpoint store
   (:mod:`workers.checkpointing`) calls it before each write, because a retry resumes after the
   checkpoint's step and never reports that step again.
@@ -17,6 +20,9 @@ What it keeps:
   the writer tries the batch again with backoff (:mod:`workers.outage`) while the objective
   goes on and its reports wait in memory, up to ``MAX_PENDING_STEPS`` steps (past that a report
   waits for the database instead). A longer outage fails the trial with the database's error.
+- The trial's parameters, suggested by the ask but not yet written, are written with the first
+  batch (alone, if no report comes within ``LINGER_S``), in one transaction, so no one sees some
+  of them without the others; failing to store them fails the trial like a report would.
 - A retry that resumed from a checkpoint first inherits, in the same transaction as its first
   report, the metrics and intermediate values its predecessor stored for the steps before it,
   so the trial's curve reads as one run.
@@ -31,6 +37,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import optuna
+from optuna.distributions import BaseDistribution
+from sqlalchemy.orm import Session
 
 from tuneboard.db import describe_db_error, session_scope, utcnow
 from tuneboard.objective import TrialPruned
@@ -39,7 +47,7 @@ from tuneboard.studies import repository as repo
 from workers.outage import log_failure, ride_out
 from workers.stopping import StopCheck
 
-__all__ = ["MAX_PENDING_STEPS", "ReportWriter", "TrialReporter"]
+__all__ = ["MAX_PENDING_STEPS", "ReportWriter", "TrialReporter", "UnwrittenReports"]
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +77,21 @@ class TrialReporter:
     outage_s: float | None = None
     # Called after each committed batch of reports, which set the trial's heartbeat.
     on_written: Callable[[], None] | None = None
+    # Parameters to write with the first batch: (internal value, distribution) by name.
+    params: Mapping[str, tuple[float, BaseDistribution]] | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
     _intermediate: dict[int, float] = field(default_factory=dict)
     _max_step: int = -1
     _writer: ReportWriter | None = None
+
+    def __post_init__(self) -> None:
+        if self.params:
+            self._writer = self._new_writer()
+
+    def _new_writer(self) -> ReportWriter:
+        return ReportWriter(self.url, self.trial_id, self.retried_trial_id,
+                            outage_s=self.outage_s, stop=self.stop, on_written=self.on_written,
+                            storage=self.storage, params=self.params)
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
         step = int(step)
@@ -84,9 +103,7 @@ class TrialReporter:
             new = {**inherited, **({step: values[self.metric]} if self.metric in values else {})}
             self._intermediate.update(new)
         if self._writer is None:
-            self._writer = ReportWriter(self.url, self.trial_id, self.retried_trial_id,
-                                        outage_s=self.outage_s, stop=self.stop,
-                                        on_written=self.on_written)
+            self._writer = self._new_writer()
         self._writer.put(
             step, values,
             replace=step <= self._max_step,
@@ -109,10 +126,11 @@ class TrialReporter:
         if self._writer is not None:
             self._writer.drain()
 
-    def close(self) -> None:
-        """Wait until every report is stored; raises if storing one failed."""
-        if self._writer is not None:
-            self._writer.close()
+    def hand_over(self) -> UnwrittenReports | None:
+        """End the writer: wait for the batch it is writing, and return what it had not started
+        (None: nothing left), for the caller to write in a transaction of its own; raises if
+        storing a report failed."""
+        return self._writer.hand_over() if self._writer is not None else None
 
     def _inherited_intermediates(self, before_step: int) -> dict[int, float]:
         assert self.retried_trial_id is not None
@@ -126,6 +144,28 @@ class _Batch:
     replace: set[int] = field(default_factory=set)
     copy_before: int | None = None
     intermediate_values: dict[int, float] | None = None
+    params: Mapping[str, tuple[float, BaseDistribution]] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps and not self.params
+
+
+class UnwrittenReports:
+    """Reports (and parameters) a writer handed over, for the caller's transaction: a try after
+    the first replaces their steps, as the writer's own retries do."""
+
+    def __init__(self, writer: ReportWriter, batch: _Batch) -> None:
+        self._writer = writer
+        self._batch = batch
+        self._tries = 0
+
+    def write(self, session: Session) -> None:
+        self._tries += 1
+        batch = self._batch
+        if self._tries > 1:
+            batch = dataclasses.replace(batch, replace=set(batch.steps))
+        self._writer.write_in(session, batch)
 
 
 class ReportWriter:
@@ -134,23 +174,30 @@ class ReportWriter:
     unreachable, for up to ``outage_s`` seconds (None: as long as it takes). After a failure
     it stores nothing more.
 
-    Each batch's transaction also reads what the trial's stop check polls for (``stop``), so
-    a trial that reports at least once a second never polls in a transaction of its own, and
-    calls ``on_written`` once committed (the heartbeat: the batch set ``heartbeat_at``)."""
+    Each batch's transaction also reads what the trial's stop check polls for (``stop``) once
+    half its interval has passed, so a trial that reports at least every half second never
+    polls in a transaction of its own, and calls ``on_written`` once committed (the heartbeat:
+    the batch set ``heartbeat_at``). ``params``, written through ``storage``, go with the first
+    batch."""
 
     def __init__(
         self, url: str, trial_id: int, retried_trial_id: int | None, *,
         outage_s: float | None = None,
         stop: StopCheck | None = None,
         on_written: Callable[[], None] | None = None,
+        storage: SqlStorage | None = None,
+        params: Mapping[str, tuple[float, BaseDistribution]] | None = None,
     ) -> None:
+        if params and storage is None:
+            raise ValueError("parameters are written through a storage")
         self.url = url
+        self.storage = storage
         self.trial_id = trial_id
         self.retried_trial_id = retried_trial_id
         self.outage_s = outage_s
         self.stop = stop
         self.on_written = on_written
-        self._batch = _Batch()
+        self._batch = _Batch(params=dict(params) if params else None)
         self._queued = 0
         self._written = 0
         self._closed = False
@@ -198,12 +245,17 @@ class ReportWriter:
                 self._draining -= 1
             self._raise_failure()
 
-    def close(self) -> None:
+    def hand_over(self) -> UnwrittenReports | None:
+        """Stop: wait for the batch being written, and return what is not (None: nothing);
+        raises if storing failed."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
         self._raise_failure()
+        with self._cond:
+            batch, self._batch = self._batch, _Batch()
+        return None if batch.empty else UnwrittenReports(self, batch)
 
     def _write_now(self) -> bool:
         return bool(self._closed or self._draining
@@ -218,11 +270,13 @@ class ReportWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._batch.steps and not self._closed:
+                while self._batch.empty and not self._closed:
                     self._cond.wait()
-                if not self._batch.steps:
+                if self._closed:  # what is left is handed over
                     return
                 self._cond.wait_for(self._write_now, timeout=LINGER_S)
+                if self._closed:
+                    return
                 batch, self._batch = self._batch, _Batch()
                 covered = self._queued
             try:
@@ -253,18 +307,27 @@ class ReportWriter:
         ride_out(f"reports of trial id {self.trial_id}", attempt, limit_s=self.outage_s)
 
     def _write(self, batch: _Batch) -> None:
+        polled = self.stop is not None and self.stop.wants_news()
         with session_scope(self.url) as session:
-            repo.commit_without_flush(session)
-            if batch.copy_before is not None and self.retried_trial_id is not None:
-                repo.copy_metrics(session, self.retried_trial_id, self.trial_id,
-                                  batch.copy_before)
-            repo.record_reports(
-                session, self.trial_id, batch.steps, utcnow(),
-                replace=batch.replace, intermediate_values=batch.intermediate_values,
-            )
-            progress = repo.trial_progress(session, self.trial_id) if self.stop else None
-        if self.stop is not None:
+            if not batch.params:  # a crash may lose reports, not the parameters of a trial
+                repo.commit_without_flush(session)
+            self.write_in(session, batch)
+            progress = repo.trial_progress(session, self.trial_id) if polled else None
+        if polled:
+            assert self.stop is not None
             self.stop.observe(progress)  # seen in a committed transaction
+
+    def write_in(self, session: Session, batch: _Batch) -> None:
+        """The batch's statements, in the caller's transaction."""
+        if batch.params:
+            assert self.storage is not None
+            self.storage.set_trial_params_in(session.connection(), self.trial_id, batch.params)
+        if batch.copy_before is not None and self.retried_trial_id is not None:
+            repo.copy_metrics(session, self.retried_trial_id, self.trial_id, batch.copy_before)
+        repo.record_reports(
+            session, self.trial_id, batch.steps, utcnow(),
+            replace=batch.replace, intermediate_values=batch.intermediate_values,
+        )
 
 
 def _remember_intermediate(trial: optuna.trial.Trial, step: int, value: float) -> None:

@@ -3,21 +3,29 @@
 1. Claim the WAITING trial in the database (a duplicate or late delivery finds nothing to claim).
 2. Ask Optuna, over our store (:class:`~tuneboard.optimization.storage.SqlStorage`), for the
    trial's parameters: what ``Study.ask`` does for an enqueued trial, without its search for one.
+   The trial it asks about is the one the claim read; the parameters are written by the
+   reporter's writer, with the first batch of reports (or alone, if none comes within
+   ``workers.reporting.LINGER_S``), all of them in that one transaction or none.
 3. Run the objective with a :class:`~tuneboard.objective.TrialContext` whose reporter stores each
    epoch's metrics, feeds the study metric to the pruner and stops the trial when its study is
    cancelled; a heartbeat thread beats meanwhile (Optuna's own only runs inside ``optimize``).
 4. Tell Optuna the outcome, judge the trial against the study's standard, and dispatch what the
    study is owed next, in one transaction under the study's row lock (the study row, then the
-   trial's, as every writer locks them); the new trials' messages leave after that commit.
+   trial's, as every writer locks them); the new trials' messages leave after that commit. The
+   reports the writer had not started writing when the objective ended go in that transaction
+   too, before the outcome; if storing them fails (other than for an outage) the trial fails
+   with that error instead, without them.
    Optuna's tell runs in memory (its checks, the sampler's ``after_trial``) and its outcome is
    written in that transaction.
 
-A trial thus costs the database one transaction to claim, the ask's read and its one write,
-one per batch of reports (which also carry the heartbeat and the stop check's poll), and one to
-finish. None waits on the broker while it holds a database lock. Each is tried again while the
-database is unreachable, for up to ``TUNEBOARD_DB_OUTAGE_S`` (:mod:`workers.outage`), as are the
-reports; a longer outage fails the trial with the database's error, and an outcome in hand is
-kept trying until it is recorded.
+A trial thus costs the database one transaction to claim (which also reads the trial for the
+ask), one per batch of reports but the last (the first also carries the parameters; each
+carries the heartbeat and, every half second, the stop check's poll), and one to finish: a
+trial shorter than ``workers.reporting.LINGER_S`` costs two. None waits on the broker while it
+holds a database lock. Each is tried again while the database is unreachable, for up to
+``TUNEBOARD_DB_OUTAGE_S`` (:mod:`workers.outage`), as are the reports; a longer outage fails
+the trial with the database's error, and an outcome in hand is kept trying until it is
+recorded.
 
 Every failure of the trial itself (its spec, its device, its objective, its result) ends as a
 FAIL with its error, never as an exception out of :func:`run_trial`: a raised task would leave a
@@ -32,12 +40,13 @@ The objective never sees Celery or Optuna, and this module never sees Celery.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,11 +56,12 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
+from optuna.distributions import BaseDistribution
 from pydantic import ValidationError
 
 from tuneboard.artifacts import ArtifactStore, LocalStore, join_url, open_store
 from tuneboard.config import Settings, get_settings
-from tuneboard.db import session_scope, utcnow
+from tuneboard.db import describe_db_error, session_scope, utcnow
 from tuneboard.db.models import Study
 from tuneboard.objective import LATEST_CHECKPOINT, Objective, TrialContext, TrialPruned
 from tuneboard.optimization.claimed import ask_claimed, optuna_study
@@ -64,8 +74,8 @@ from workers import devices
 from workers.checkpointing import OrderedCheckpointStore
 from workers.heartbeat import Heartbeat
 from workers.objectives import load_objective
-from workers.outage import ride_out
-from workers.reporting import TrialReporter
+from workers.outage import is_outage, ride_out
+from workers.reporting import TrialReporter, UnwrittenReports
 from workers.results import describe_failure, final_metrics, objective_values
 from workers.stopping import STUDY_CANCELLED, StopCheck, TrialAborted
 
@@ -77,8 +87,13 @@ TIMED_OUT = "budget.timeout_s reached before this trial started"
 
 
 class _WorkerStorage(SqlStorage):
-    """``SqlStorage`` as a worker uses it, without two of its round trips per trial:
+    """``SqlStorage`` as a worker uses it, without four of its round trips per trial:
 
+    - the claimed trial, read in the claim's transaction (:meth:`remember_trial`), answers
+      Optuna's first ``get_trial`` of it, the one its ``Trial`` is built from;
+    - inside :meth:`deferring_params`, the parameters the ask writes together
+      (``params_together``) are kept in what it yields instead, for the reporter's writer to
+      write with the trial's first reports (:meth:`SqlStorage.set_trial_params_in`);
     - the study-name lookup is answered for the studies this worker claimed (the claim read the
       id from the study row itself): Optuna makes one for every ``Study`` it builds, and a
       Hyperband pruner builds one per report and per parameter;
@@ -95,9 +110,38 @@ class _WorkerStorage(SqlStorage):
         self._claimed: dict[str, int] = {}
         self._held = threading.local()
         self._running: dict[int, optuna.trial.FrozenTrial] = {}
+        self._fresh: dict[int, optuna.trial.FrozenTrial] = {}
+        self._deferred: dict[int, dict[str, tuple[float, BaseDistribution]]] = {}
 
     def remember_study(self, optuna_name: str, study_id: int) -> None:
         self._claimed[optuna_name] = study_id
+
+    def remember_trial(self, trial: optuna.trial.FrozenTrial) -> None:
+        """The next ``get_trial`` of ``trial`` (and only that one) answers with it: the claim
+        just read it, and until the ask writes its parameters no one else changes it."""
+        self._fresh[trial._trial_id] = trial
+
+    @contextmanager
+    def deferring_params(
+        self, trial_id: int
+    ) -> Iterator[dict[str, tuple[float, BaseDistribution]]]:
+        """Within the block, ``set_trial_params`` of ``trial_id`` adds them to what this
+        yields instead of writing them."""
+        deferred: dict[str, tuple[float, BaseDistribution]] = {}
+        self._deferred[trial_id] = deferred
+        try:
+            yield deferred
+        finally:
+            self._deferred.pop(trial_id, None)
+
+    def set_trial_params(
+        self, trial_id: int, params: Mapping[str, tuple[float, BaseDistribution]]
+    ) -> None:
+        deferred = self._deferred.get(trial_id)
+        if deferred is None:
+            super().set_trial_params(trial_id, params)
+        else:
+            deferred.update(params)
 
     def get_study_id_from_name(self, study_name: str) -> int:
         study_id = self._claimed.get(study_name)
@@ -141,7 +185,10 @@ class _WorkerStorage(SqlStorage):
 
     def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
         held = self._holding(trial_id)
-        return held.trial if held is not None else super().get_trial(trial_id)
+        if held is not None:
+            return held.trial
+        fresh = self._fresh.pop(trial_id, None)
+        return fresh if fresh is not None else super().get_trial(trial_id)
 
     def set_trial_state_values(
         self, trial_id: int, state: optuna.trial.TrialState,
@@ -155,13 +202,13 @@ class _WorkerStorage(SqlStorage):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        del state["_held"], state["_running"]
+        del state["_held"], state["_running"], state["_fresh"], state["_deferred"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._held = threading.local()
-        self._running = {}
+        self._running, self._fresh, self._deferred = {}, {}, {}
 
 
 @dataclass
@@ -205,6 +252,8 @@ class _Claim:
     checkpoint_dir: Path
     retried_trial_id: int | None
     judged: bool
+    # The trial as the claim left it, for the ask (None: it cannot run here).
+    optuna_trial: optuna.trial.FrozenTrial | None = None
 
 
 @dataclass(frozen=True)
@@ -251,12 +300,14 @@ def run_trial(
     queue = claim.queue
     # Asked before the next transaction: never wait on the broker holding a database lock.
     keep = keep_next is not None and keep_next(queue)
-    # An outcome in hand is kept trying however long the outage: given up, the reaper would
-    # record the trial as lost instead of what it did.
     with spans("finish"):
-        sent, kept = ride_out(f"the result of trial id {trial_id}",
-                              lambda: _finish(settings, claim, outcome, keep),
-                              limit_s=None if outcome.unwritten else settings.db_outage_s)
+        try:
+            sent, kept = _finish_riding_out(settings, claim, outcome, keep)
+        except Exception as exc:
+            if outcome.reports is None or is_outage(exc):
+                raise
+            outcome = _reports_lost(outcome, exc)
+            sent, kept = _finish_riding_out(settings, claim, outcome, keep)
     log.info("trial id %s took %s", trial_id, spans)
     return TrialRun(trial_id=trial_id, state=outcome.state, queue=queue, dispatched=sent,
                     kept=kept)
@@ -310,6 +361,9 @@ def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
         log.info("trial %s/%d (attempt %d) claimed by %s on %s", study.id, trial.number,
                  trial.attempt, worker, device)
         queued = study.state == StudyState.QUEUED
+        optuna_trial = (None if setup_error is not None
+                        else _storage(settings.database_url).get_trial_in(session.connection(),
+                                                                           trial_id))
         claim = _Claim(
             trial_id=trial_id,
             study_id=study.id,
@@ -324,6 +378,7 @@ def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
             checkpoint_dir=checkpoint_dir,
             retried_trial_id=retried.id if retried is not None else None,
             judged=study.standard_version_id is not None,
+            optuna_trial=optuna_trial,
         )
     if queued:
         # A transaction of its own: locking the study while holding the trial could deadlock
@@ -331,6 +386,29 @@ def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
         with session_scope(settings.database_url) as session:
             repo.start_study(session, claim.study_id, utcnow())
     return claim
+
+
+def _finish_riding_out(
+    settings: Settings, claim: _Claim, outcome: _Outcome, keep: bool
+) -> tuple[list[int], int | None]:
+    # An outcome in hand is kept trying however long the outage: given up, the reaper would
+    # record the trial as lost instead of what it did.
+    return ride_out(f"the result of trial id {claim.trial_id}",
+                    lambda: _finish(settings, claim, outcome, keep),
+                    limit_s=None if outcome.unwritten else settings.db_outage_s)
+
+
+def _reports_lost(outcome: _Outcome, exc: Exception) -> _Outcome:
+    """The trial fails with why its last reports could not be stored, as it would had the
+    writer failed to store them."""
+    log.error("storing the last reports of a trial failed: %s", describe_db_error(exc))
+    failure = RuntimeError(f"storing the trial's reports failed: {describe_db_error(exc)}")
+    failure.__cause__ = exc
+    error = describe_failure(failure)
+    return dataclasses.replace(
+        outcome, state=TrialState.FAIL, values=None, reports=None, error=error,
+        system_attrs={**outcome.system_attrs, "fail_reason": error},
+    )
 
 
 def _typed_spec(study: Study) -> tuple[StudySpec | None, Exception | None]:
@@ -370,6 +448,8 @@ class _Outcome:
     values: list[float] | None = None
     system_attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None
+    # What the reporter's writer handed over, written in the finish's transaction.
+    reports: UnwrittenReports | None = None
 
 
 def _run_claimed(
@@ -381,6 +461,7 @@ def _run_claimed(
     outage_s = settings.db_outage_s
     storage = _storage(url)
     reporter: TrialReporter | None = None
+    unwritten: UnwrittenReports | None = None
     trial: optuna.trial.Trial | None = None
     study: optuna.Study | None = None
     try:
@@ -390,12 +471,13 @@ def _run_claimed(
         assert spec is not None
         stop = StopCheck(url, claim.trial_id, spec.budget.timeout_s)
         with spans("ask"):
-            study, trial, params = ride_out(f"asking for trial id {claim.trial_id}",
-                                            lambda: _ask(storage, claim, spec), limit_s=outage_s)
+            study, trial, params, suggested = ride_out(
+                f"asking for trial id {claim.trial_id}", lambda: _ask(storage, claim, spec),
+                limit_s=outage_s)
         reporter = TrialReporter(
             url, storage, trial, claim.trial_id, claim.retried_trial_id,
             None if spec.is_multi_objective else spec.metrics[0], stop, outage_s=outage_s,
-            on_written=heartbeat.carried,
+            on_written=heartbeat.carried, params=suggested,
         )
         checkpoints = OrderedCheckpointStore(claim.checkpoints, reporter.flush)
         ctx = _context(spec, claim, params, reporter, stop, checkpoints)
@@ -411,34 +493,40 @@ def _run_claimed(
                 try:
                     checkpoints.close()
                 finally:
-                    reporter.close()
+                    unwritten = reporter.hand_over()
         if stop.cancelled:
             raise TrialAborted(STUDY_CANCELLED.message)
         values = objective_values(result, spec.metrics)
         final = {**reporter.last_metrics, **final_metrics(result, spec.metrics)}
         log.info("trial %s/%d complete: %s", claim.study_id, claim.number, values)
-        return _tell(storage, claim, study, trial, final, values=values)
+        outcome = _tell(storage, claim, study, trial, final, values=values)
     except (TrialPruned, optuna.TrialPruned):
         assert study is not None and trial is not None and reporter is not None
         log.info("trial %s/%d pruned", claim.study_id, claim.number)
-        return _tell(storage, claim, study, trial, reporter.last_metrics,
-                     state=optuna.trial.TrialState.PRUNED)
+        outcome = _tell(storage, claim, study, trial, reporter.last_metrics,
+                        state=optuna.trial.TrialState.PRUNED)
     except Exception as exc:
         error = describe_failure(exc)
         log.info("trial %s/%d failed: %s", claim.study_id, claim.number, error.splitlines()[0])
-        return _failed(storage, claim, study, trial, error,
-                       reporter.last_metrics if reporter else {})
+        outcome = _failed(storage, claim, study, trial, error,
+                          reporter.last_metrics if reporter else {})
+    return outcome if unwritten is None else dataclasses.replace(outcome, reports=unwritten)
 
 
 def _ask(
     storage: _WorkerStorage, claim: _Claim, spec: StudySpec
-) -> tuple[optuna.Study, optuna.trial.Trial, dict[str, Any]]:
-    """The study, the trial and its parameters; asked again after an outage, it finds the
-    parameters already stored and returns them."""
+) -> tuple[optuna.Study, optuna.trial.Trial, dict[str, Any],
+           dict[str, tuple[float, BaseDistribution]]]:
+    """The study, the trial, its parameters, and the suggestions for the reporter to write
+    (nothing is written here: asked again after an outage, it asks afresh)."""
     storage.remember_study(claim.optuna_name, claim.study_id)
+    if claim.optuna_trial is not None:
+        # A copy: a retried ask must not find the suggestions of the one before.
+        storage.remember_trial(copy.deepcopy(claim.optuna_trial))
     study = optuna_study(storage, claim.optuna_name, spec, claim.number)
-    trial, params = ask_claimed(storage, study, claim.trial_id, spec)
-    return study, trial, params
+    with storage.deferring_params(claim.trial_id) as suggested:
+        trial, params = ask_claimed(storage, study, claim.trial_id, spec)
+    return study, trial, params, dict(suggested)
 
 
 def _tell(
@@ -533,13 +621,16 @@ def _context(
 def _finish(
     settings: Settings, claim: _Claim, outcome: _Outcome, keep: bool
 ) -> tuple[list[int], int | None]:
-    """One transaction: the trial's outcome (unless already written), its verdict against the
-    study's standard, and what the study is owed next (``dispatch.plan``), less the trial kept
-    to run here if ``keep``. A trial the reaper failed meanwhile keeps the reaper's outcome."""
+    """One transaction: the reports handed over, the trial's outcome (unless already written),
+    its verdict against the study's standard, and what the study is owed next
+    (``dispatch.plan``), less the trial kept to run here if ``keep``. A trial the reaper failed
+    meanwhile keeps the reaper's outcome."""
     with session_scope(settings.database_url) as session:
         # The study row before any trial row, the one lock order of every writer: the outcome
         # and the verdict write the trial, a stability re-run and the dispatch lock the study.
         repo.lock_study(session, claim.study_id)
+        if outcome.reports is not None:
+            outcome.reports.write(session)
         if outcome.unwritten:
             repo.finish_trial(session, claim.trial_id, outcome.state, outcome.values, utcnow(),
                               system_attrs=outcome.system_attrs, error=outcome.error)

@@ -120,6 +120,13 @@ class StopCheck:
         self.observe(progress)
         return self.stop is not None
 
+    def wants_news(self) -> bool:
+        """Whether another transaction should read what a poll reads, for :meth:`observe`: no
+        reason found yet, and half the poll interval passed, so that the poll itself need not
+        run while such transactions come at least that often."""
+        return (self.stop is None
+                and time.monotonic() - self._polled_at >= STOP_POLL_INTERVAL_S / 2)
+
     def observe(
         self, progress: tuple[TrialState, StudyState, datetime | None] | None
     ) -> None:

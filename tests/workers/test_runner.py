@@ -131,6 +131,56 @@ def test_the_pruner_stops_a_trial_and_its_value_is_the_last_report(
     assert trial.value == (trial.params["x"] - 2.0) ** 2 + 1.0
 
 
+def test_the_parameters_are_stored_while_the_trial_runs_before_its_first_report(
+    local: Stack, studies: Studies
+) -> None:
+    sid = studies.create(steps_spec(n_trials=1, steps=1, sleep_s=4.0))
+    trial_id = studies.trials(sid)[0].id
+    thread = threading.Thread(target=lambda: run(trial_id))
+    thread.start()
+    try:
+        running = wait_until(lambda: next((t for t in studies.trials(sid) if t.params), None),
+                             timeout=30, message="the trial's parameters stored")
+        assert running.state == TrialState.RUNNING and not running.epochs_run
+        assert list(running.params) == ["x"]
+    finally:
+        thread.join(timeout=60)
+    assert studies.trials(sid)[0].state == TrialState.COMPLETE
+
+
+def test_a_trial_that_fails_before_its_first_report_keeps_its_parameters(
+    local: Stack, studies: Studies
+) -> None:
+    sid = studies.create(steps_spec(n_trials=1, fail_at=1))
+    trial_id = studies.trials(sid)[0].id
+    assert run(trial_id) == TrialState.FAIL
+    failed = studies.trials(sid)[0]
+    assert failed.error is not None and "boom at step 1" in failed.error
+    assert list(failed.params) == ["x"] and -5.0 <= failed.params["x"] <= 5.0
+    assert SqlStorage(local.db_url).get_trial(trial_id).params == failed.params
+
+
+def test_a_trial_whose_last_writes_fail_fails_with_why_and_without_them(
+    local: Stack, studies: Studies
+) -> None:
+    """Its parameters are handed over to the finish (no report came before the objective
+    ended), and another trial of the study already gave ``x`` another kind of distribution."""
+    sid = studies.create(steps_spec(n_trials=1, steps=0))
+    study = optuna.load_study(study_name=studies.study(sid).optuna_name,
+                              storage=SqlStorage(local.db_url))
+    study.add_trial(optuna.trial.create_trial(
+        params={"x": "a"}, distributions={"x": optuna.distributions.CategoricalDistribution(["a"])},
+        value=1.0,
+    ))
+    trial_id = next(t.id for t in studies.trials(sid) if t.state == TrialState.WAITING)
+    assert run(trial_id) == TrialState.FAIL
+    failed = next(t for t in studies.trials(sid) if t.id == trial_id)
+    assert failed.error is not None
+    assert failed.error.startswith("RuntimeError: storing the trial's reports failed: ValueError")
+    assert failed.params == {} and studies.metrics(trial_id) == {}
+    assert failed.system_attrs["fail_reason"] == failed.error
+
+
 def test_enqueued_parameters_are_used(local: Stack, studies: Studies) -> None:
     sid = studies.create(steps_spec(n_trials=1))
     with session_scope(local.db_url) as session:

@@ -622,6 +622,15 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         """Several parameters of a running trial, (internal value, distribution) by name, in
         one transaction: each checked against the distribution the trial or, failing that,
         another trial of the study already gave the name, as Optuna's storages check it."""
+        with self._engine.begin() as conn:
+            self.set_trial_params_in(conn, trial_id, params)
+
+    def set_trial_params_in(
+        self, conn: sa.Connection, trial_id: int,
+        params: Mapping[str, tuple[float, BaseDistribution]],
+    ) -> None:
+        """:meth:`set_trial_params` in the caller's transaction on ``conn``: for a worker that
+        writes a trial's parameters with its first reports."""
         where = _TRIALS.c.id == trial_id
         query = sa.select(
             _TRIALS.c.study_id,
@@ -630,29 +639,30 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             _TRIALS.c.params,
             _TRIALS.c.distributions,
         ).where(where)
-        with self._engine.begin() as conn:
-            row = conn.execute(query.with_for_update()).one_or_none()
-            if row is None:
-                raise KeyError(f"No trial with trial_id {trial_id} exists.")
-            study_id, number, state, stored, dists = row
-            _check_updatable(number, state)
-            for name, (_, distribution) in params.items():
-                if name in dists:
-                    previous: BaseDistribution | None = _distribution(dists[name])
-                else:
-                    previous = self._known_distribution(conn, study_id, name)
-                if previous is not None:
-                    check_distribution_compatibility(previous, distribution)
-            conn.execute(
-                sa.update(_TRIALS)
-                .where(where)
-                .values(
-                    params={**stored, **{name: encode_float(value)
-                                         for name, (value, _) in params.items()}},
-                    distributions={**dists, **{name: distribution_to_json(distribution)
-                                               for name, (_, distribution) in params.items()}},
-                )
+        row = conn.execute(query.with_for_update()).one_or_none()
+        if row is None:
+            raise KeyError(f"No trial with trial_id {trial_id} exists.")
+        study_id, number, state, stored, dists = row
+        _check_updatable(number, state)
+        for name, (_, distribution) in params.items():
+            if name in dists:
+                previous: BaseDistribution | None = _distribution(dists[name])
+            else:
+                previous = self._known_distribution(conn, study_id, name)
+            if previous is not None:
+                check_distribution_compatibility(previous, distribution)
+        conn.execute(
+            sa.update(_TRIALS)
+            .where(where)
+            .values(
+                params={**stored, **{name: encode_float(value)
+                                     for name, (value, _) in params.items()}},
+                distributions={**dists, **{name: distribution_to_json(distribution)
+                                           for name, (_, distribution) in params.items()}},
             )
+        )
+        # Kept even if the caller's transaction rolls back: a distribution this process gave
+        # the name is one it may check the study's later trials against.
         known = self._cache.study(study_id).distributions
         for name, (_, distribution) in params.items():
             known.setdefault(name, distribution)
@@ -771,6 +781,16 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             with self._cache.lock:
                 self._cache.finished_trials[trial_id] = trial
         return trial
+
+    def get_trial_in(self, conn: sa.Connection, trial_id: int) -> FrozenTrial:
+        """:meth:`get_trial` in the caller's transaction on ``conn``, never from the cache: for
+        a worker that reads the trial it has just claimed in the claim's own transaction."""
+        row = conn.execute(
+            sa.select(*_TRIAL_COLUMNS).where(_TRIALS.c.id == trial_id)
+        ).one_or_none()
+        if row is None:
+            raise KeyError(f"No trial with trial_id {trial_id} exists.")
+        return _frozen_trials([row], _local_time_converter())[0]
 
     def get_all_trials(
         self,

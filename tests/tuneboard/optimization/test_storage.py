@@ -220,3 +220,33 @@ def test_params_together_checks_each_distribution_against_the_study(db_url: str)
         trial.suggest_float("y", 0.0, 1.0)
         trial.suggest_categorical("x", ["a", "b"])
     assert _stored_params(db_url, trial._trial_id) == {}  # neither y nor x
+
+
+def test_params_written_in_the_callers_transaction_go_with_its_commit_or_rollback(
+    db_url: str,
+) -> None:
+    storage = SqlStorage(db_url)
+    study = optuna.create_study(storage=storage, study_name="in-transaction")
+    trial_id = study.ask()._trial_id
+    params = {"x": (0.25, X)}
+    with pytest.raises(RuntimeError), get_engine(db_url).begin() as conn:
+        storage.set_trial_params_in(conn, trial_id, params)
+        assert storage.get_trial_in(conn, trial_id).params == {"x": 0.25}  # its own write
+        raise RuntimeError("the caller's next statement failed")
+    assert _stored_params(db_url, trial_id) == {}
+    with get_engine(db_url).begin() as conn:
+        storage.set_trial_params_in(conn, trial_id, params)
+    assert storage.get_trial(trial_id).params == {"x": 0.25}
+
+
+def test_params_written_in_the_callers_transaction_are_checked_against_the_study(
+    db_url: str,
+) -> None:
+    storage = SqlStorage(db_url)
+    study = optuna.create_study(storage=storage, study_name="in-transaction-checked")
+    study.ask().suggest_float("x", 0.0, 1.0)
+    trial_id = study.ask()._trial_id
+    categorical = optuna.distributions.CategoricalDistribution(["a", "b"])
+    with pytest.raises(ValueError), get_engine(db_url).begin() as conn:
+        storage.set_trial_params_in(conn, trial_id, {"x": (0.0, categorical)})
+    assert _stored_params(db_url, trial_id) == {}
