@@ -142,7 +142,7 @@ def report(
 ) -> ReportAnswer:
     steps = parse_report(body)
     with transaction() as session:
-        reported = external.report(session, principal, study_id, number, steps,
+        reported = external.report(session, storage, principal, study_id, number, steps,
                                    lease_s=settings.lease_s)
     return external.should_prune(storage, reported)
 

@@ -405,15 +405,20 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             self._max_age.s = 0.0
 
     @contextmanager
-    def study_known(self, study_name: str, study_id: int) -> Iterator[None]:
+    def study_known(
+        self, study_name: str, study_id: int, trials: Mapping[int, int] | None = None
+    ) -> Iterator[None]:
         """Within the block, this thread's ``get_study_id_from_name(study_name)`` answers
         ``study_id`` without a query: for a caller that has just read the study's row. Optuna
-        looks the id up for every ``Study`` it builds, and a service builds one per request."""
+        looks the id up for every ``Study`` it builds, and a service builds one per request.
+        ``trials`` (number -> id, of that study) answer ``get_trial_id_from_study_id_trial_number``
+        the same way: what ``Study.tell(number)`` looks up first."""
         self._known.study = (study_name, study_id)
+        self._known.trials = (study_id, trials or {})
         try:
             yield
         finally:
-            self._known.study = None
+            self._known.study = self._known.trials = None
 
     @contextmanager
     def params_together(self, trial_id: int) -> Iterator[None]:
@@ -745,6 +750,9 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
     # --- Trials: reads ---
 
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        known: tuple[int, Mapping[int, int]] | None = getattr(self._known, "trials", None)
+        if known is not None and known[0] == study_id and trial_number in known[1]:
+            return known[1][trial_number]
         query = sa.select(_TRIALS.c.id).where(
             _TRIALS.c.study_id == study_id, _TRIALS.c.number == trial_number
         )
@@ -784,7 +792,8 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
 
     def get_trial_in(self, conn: sa.Connection, trial_id: int) -> FrozenTrial:
         """:meth:`get_trial` in the caller's transaction on ``conn``, never from the cache: for
-        a worker that reads the trial it has just claimed in the claim's own transaction."""
+        a worker that reads the trial it has just claimed in the claim's own transaction, and
+        for an external report that reads the trial it has just written, for the pruner."""
         row = conn.execute(
             sa.select(*_TRIAL_COLUMNS).where(_TRIALS.c.id == trial_id)
         ).one_or_none()

@@ -286,10 +286,13 @@ class Reported:
     spec: StudySpec
     intermediate: dict[int, float]
     should_stop: bool
+    # The trial as the pruner sees it (None: there is nothing to judge), read in the report's
+    # transaction rather than in one of its own after the commit.
+    trial: optuna.trial.FrozenTrial | None = None
 
 
 def report(
-    session: Session, principal: Principal, study_id: int, number: int,
+    session: Session, storage: SqlStorage, principal: Principal, study_id: int, number: int,
     steps: Sequence[StepReport], *, lease_s: float,
 ) -> Reported:
     """Store the steps not stored yet and extend the lease. Flushes only; the pruner is asked
@@ -318,20 +321,22 @@ def report(
         repo.record_reports(session, trial.id, {s.step: s.metrics for s in fresh}, now,
                             intermediate_values=intermediate if new_values else None)
     ext_repo.extend_lease(session, trial.id, now=now, until=now + timedelta(seconds=lease_s))
+    judged = intermediate if metric is not None else {}
     return Reported(study_id=study.id, trial_id=trial.id, number=trial.number,
-                    optuna_name=study.optuna_name, spec=spec,
-                    intermediate=intermediate if metric is not None else {},
-                    should_stop=_should_stop(study, now))
+                    optuna_name=study.optuna_name, spec=spec, intermediate=judged,
+                    should_stop=_should_stop(study, now),
+                    trial=storage.get_trial_in(session.connection(), trial.id) if judged else None)
 
 
 def should_prune(storage: SqlStorage, reported: Reported) -> ReportAnswer:
     """The study's pruner on the trial as ``report`` left it, as ``Trial.should_prune`` asks it
-    (a multi-objective study is never pruned). Reads through ``SqlStorage`` after the report's
-    commit: a request that held its session's connection while it waited for one of the
-    storage's would, with enough of them at once, leave the pool with none to give."""
-    if not reported.intermediate:
+    (a multi-objective study is never pruned). The pruner reads the study's trials through
+    ``SqlStorage`` after the report's commit: a request that held its session's connection
+    while it waited for one of the storage's would, with enough of them at once, leave the pool
+    with none to give."""
+    stored = reported.trial
+    if stored is None or not reported.intermediate:
         return ReportAnswer(should_prune=False, should_stop=reported.should_stop)
-    stored = storage.get_trial(reported.trial_id)
     frozen = optuna.trial.FrozenTrial(
         number=stored.number, state=stored.state, value=None, values=None,
         datetime_start=stored.datetime_start, datetime_complete=None, params=stored.params,
@@ -446,15 +451,16 @@ def _values(spec: StudySpec, body: TellRequest) -> list[float]:
 def record_tell(storage: SqlStorage, telling: Telling) -> None:
     """Tell Optuna the outcome over ``SqlStorage`` (its own transactions). A trial finished
     meanwhile (another tell, the reaper) is a 409."""
-    with storage.study_known(telling.optuna_name, telling.study_id):
-        study = optuna_study(storage, telling.optuna_name, telling.spec, telling.number)
     try:
         if telling.judged:
             storage.set_trial_system_attr(telling.trial_id, verdicts.FINAL_METRICS_ATTR,
                                           verdicts.encode_metrics(telling.final_metrics))
         if telling.error is not None:
             storage.set_trial_system_attr(telling.trial_id, FAIL_REASON_ATTR, telling.error)
-        study.tell(telling.number, telling.values, state=_OPTUNA_STATE[telling.state])
+        with storage.study_known(telling.optuna_name, telling.study_id,
+                                 {telling.number: telling.trial_id}):
+            study = optuna_study(storage, telling.optuna_name, telling.spec, telling.number)
+            study.tell(telling.number, telling.values, state=_OPTUNA_STATE[telling.state])
     except (UpdateFinishedTrialError, ValueError) as err:
         current = storage.get_trial(telling.trial_id).state
         if not current.is_finished():
