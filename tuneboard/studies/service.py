@@ -232,43 +232,36 @@ def trial_table(session: Session, study: Study, from_number: int = 0) -> list[Tr
 
 def trial_table_view(session: Session, study: Study, from_number: int = 0) -> dict[str, Any]:
     """The trial-table answer (``TrialTable``'s fields) for every trial numbered ``from_number``
-    on, built from plain rows: each JSON column is parsed once, and each distinct distributions
-    text is turned into distributions once for the whole table (``_distributions``).
+    on, built from plain rows unpacked as tuples: each JSON column is parsed once, and each
+    distinct distributions text is turned into distributions once for the whole table
+    (``_distributions``).
 
     Made for ``orjson``: times are the store's naive UTC (serialise with ``OPT_NAIVE_UTC``) and
     non-finite parameter values are left as floats, which it writes as null."""
-    rows = repo.trial_table_rows(session, study.id, from_number)
-    params = [_row_params(row) for row in rows]
+    rows = repo.trial_table_tuples(session, study.id, from_number)
     names: dict[str, None] = {}
-    for p in params:
+    built = []
+    for (number, state, values, params, distributions, system_attrs, start, complete,
+         epochs_run, attempt, retry_of, worker, device, accepted, origin) in rows:
+        p = _row_params(params, distributions, system_attrs)
         names.update(dict.fromkeys(p))
-    table = [
-        [
-            row.number,
-            row.state,
-            [finite_or_none(v) for v in values] if (values := _json(row.values)) is not None
-            else None,
-            [p.get(name) for name in names],
-            row.datetime_start,
-            row.datetime_complete,
-            row.epochs_run or 0,
-            row.attempt or 1,
-            row.retry_of,
-            row.worker,
-            row.device,
-            row.accepted,
-            row.origin,
-        ]
-        for row, p in zip(rows, params, strict=True)
-    ]
+        if (values := _json(values)) is not None:
+            # Most values are finite floats: kept as they are, without a call per value.
+            values = [v if type(v) is float and v - v == 0.0 else finite_or_none(v)
+                      for v in values]
+        built.append((p, [number, state, values, None, start, complete, epochs_run or 0,
+                          attempt or 1, retry_of, worker, device, accepted, origin]))
+    order = tuple(names)
+    for p, row in built:
+        row[3] = list(p.values()) if tuple(p) == order else [p.get(name) for name in order]
     return {
         "study_id": study.id,
         "from_number": from_number,
         "metrics": spec_metrics(study),
         "directions": [str(d).lower() for d in study.directions or []],
-        "param_names": list(names),
+        "param_names": list(order),
         "columns": list(TRIAL_TABLE_COLUMNS),
-        "rows": table,
+        "rows": [row for _, row in built],
     }
 
 
@@ -287,17 +280,19 @@ def _distributions(text: str | None) -> dict[str, BaseDistribution]:
     return {name: distribution_from_json(d) for name, d in (_json(text) or {}).items()}
 
 
-def _row_params(row: Any) -> dict[str, Any]:
-    """A trial row's parameters as ``trial_params`` gives them for an entity."""
-    internal = _json(row.params)
+def _row_params(
+    params: str | None, distributions: str | None, system_attrs: str | None
+) -> dict[str, Any]:
+    """A trial row's parameters (its JSON columns' text) as ``trial_params`` gives them for an
+    entity."""
+    internal = _json(params)
     if internal:
-        distributions = _distributions(row.distributions)
+        known = _distributions(distributions)
         return {
-            name: distributions[name].to_external_repr(float(value))
-            if name in distributions else value
+            name: known[name].to_external_repr(float(value)) if name in known else value
             for name, value in internal.items()
         }
-    fixed = (_json(row.system_attrs) or {}).get("fixed_params")
+    fixed = (_json(system_attrs) or {}).get("fixed_params")
     return json_safe(dict(fixed)) if isinstance(fixed, Mapping) else {}
 
 
