@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -43,7 +43,9 @@ API_PREFIX = "/api/v1"
 MAX_ID = 2**31 - 1
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that only read what the app holds are ``async``: a plain ``def`` one would be run
+# on the thread pool, a hand-over and back for each, on every request.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -107,15 +109,15 @@ def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    # A short read of its own, so that routes working outside the request's session
-    # (importance, events) never wait on it.
+    # One read of its own, so that routes working outside the request's session (importance,
+    # events) never wait on it; a statement in autocommit, with no transaction around it.
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send Authorization: Bearer <key>")
     limiter: RateLimiter = request.app.state.rate_limiter
     address = client_address(request)
     limiter.check_not_locked_out(address)
     try:
-        with unit_of_work(request.app.state.read_session_factory) as session:
+        with unit_of_work(request.app.state.auth_session_factory) as session:
             principal = authenticate(session, credentials.credentials)
     except Unauthorized:
         limiter.record_auth_failure(address)
@@ -127,8 +129,8 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_role(role: str) -> Callable[[Principal], Principal]:
-    def check(principal: CurrentPrincipal) -> Principal:
+def require_role(role: str) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if not has_role(principal, role):
             raise Forbidden(
                 f"this needs the {role} role; the key has {principal.role}",

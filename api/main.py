@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.session_factory = get_session_factory(settings.database_url)
     app.state.read_session_factory = get_session_factory(settings.database_url, read_only=True)
+    app.state.auth_session_factory = get_session_factory(settings.database_url, autocommit=True)
     app.state.metrics = Metrics(settings)
     app.state.rate_limiter = RateLimiter(settings)
     configure_client(settings)

@@ -17,7 +17,7 @@ from tuneboard.config import get_settings
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
-_factories: dict[tuple[str, bool], sessionmaker[Session]] = {}
+_factories: dict[tuple[str, bool, bool], sessionmaker[Session]] = {}
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A pooled connection idle for longer is pinged before it is handed out (see ``_ping_when_idle``).
@@ -155,15 +155,25 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
-def get_session_factory(url: str, *, read_only: bool = False) -> sessionmaker[Session]:
+def get_session_factory(
+    url: str, *, read_only: bool = False, autocommit: bool = False
+) -> sessionmaker[Session]:
     """Sessions on the URL's engine. ``read_only`` sessions must not write: on SQLite they do not
-    take the write lock (elsewhere they are ordinary sessions)."""
-    key = (normalize_url(url), read_only)
+    take the write lock (elsewhere they are ordinary sessions). ``autocommit`` (read-only too):
+    on a server database each statement is its own transaction, with no BEGIN or COMMIT round
+    trip around it, for a caller that makes one read (a request's authentication); on SQLite,
+    whose transactions cost no round trip, it is ``read_only``."""
+    read_only = read_only or autocommit
+    autocommit = autocommit and not is_sqlite(url)
+    key = (normalize_url(url), read_only, autocommit)
     with _lock:
         factory = _factories.get(key)
     if factory is None:
         engine = get_engine(url)
-        bind = engine.execution_options(**{READ_ONLY_OPTION: True}) if read_only else engine
+        options: dict[str, object] = {READ_ONLY_OPTION: True} if read_only else {}
+        if autocommit:
+            options["isolation_level"] = "AUTOCOMMIT"
+        bind = engine.execution_options(**options) if options else engine
         factory = sessionmaker(bind, expire_on_commit=False)
         with _lock:
             factory = _factories.setdefault(key, factory)

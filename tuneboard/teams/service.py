@@ -107,10 +107,11 @@ def revoke_key(
 
 
 def authenticate(session: Session, raw_key: str) -> Principal:
-    key = repository.get_key_by_hash(session, hash_key(raw_key))
-    if key is None or key.revoked_at is not None:
+    key = repository.key_principal(session, hash_key(raw_key))
+    if key is None or key[4] is not None:
         raise Unauthorized("invalid or revoked API key")
-    return Principal(team_id=key.team_id, team_name=key.team.name, key_id=key.id, role=key.role)
+    team_id, team_name, key_id, role, _ = key
+    return Principal(team_id=team_id, team_name=team_name, key_id=key_id, role=role)
 
 
 def list_keys(
