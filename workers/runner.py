@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,12 @@ import optuna
 import torch
 from optuna.distributions import BaseDistribution
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from tuneboard.artifacts import ArtifactStore, LocalStore, join_url, open_store
 from tuneboard.config import Settings, get_settings
 from tuneboard.db import describe_db_error, session_scope, utcnow
-from tuneboard.db.models import Study
+from tuneboard.db.models import Study, Trial
 from tuneboard.objective import LATEST_CHECKPOINT, Objective, TrialContext, TrialPruned
 from tuneboard.optimization.claimed import ask_claimed, optuna_study
 from tuneboard.optimization.storage import SqlStorage
@@ -89,8 +91,8 @@ TIMED_OUT = "budget.timeout_s reached before this trial started"
 class _WorkerStorage(SqlStorage):
     """``SqlStorage`` as a worker uses it, without four of its round trips per trial:
 
-    - the claimed trial, read in the claim's transaction (:meth:`remember_trial`), answers
-      Optuna's first ``get_trial`` of it, the one its ``Trial`` is built from;
+    - the claimed trial, read in the claim's transaction, answers Optuna's first
+      ``get_trial`` of it, the one its ``Trial`` is built from (``SqlStorage.remember_trial``);
     - inside :meth:`deferring_params`, the parameters the ask writes together
       (``params_together``) are kept in what it yields instead, for the reporter's writer to
       write with the trial's first reports (:meth:`SqlStorage.set_trial_params_in`);
@@ -110,16 +112,10 @@ class _WorkerStorage(SqlStorage):
         self._claimed: dict[str, int] = {}
         self._held = threading.local()
         self._running: dict[int, optuna.trial.FrozenTrial] = {}
-        self._fresh: dict[int, optuna.trial.FrozenTrial] = {}
         self._deferred: dict[int, dict[str, tuple[float, BaseDistribution]]] = {}
 
     def remember_study(self, optuna_name: str, study_id: int) -> None:
         self._claimed[optuna_name] = study_id
-
-    def remember_trial(self, trial: optuna.trial.FrozenTrial) -> None:
-        """The next ``get_trial`` of ``trial`` (and only that one) answers with it: the claim
-        just read it, and until the ask writes its parameters no one else changes it."""
-        self._fresh[trial._trial_id] = trial
 
     @contextmanager
     def deferring_params(
@@ -187,8 +183,7 @@ class _WorkerStorage(SqlStorage):
         held = self._holding(trial_id)
         if held is not None:
             return held.trial
-        fresh = self._fresh.pop(trial_id, None)
-        return fresh if fresh is not None else super().get_trial(trial_id)
+        return super().get_trial(trial_id)
 
     def set_trial_state_values(
         self, trial_id: int, state: optuna.trial.TrialState,
@@ -202,13 +197,13 @@ class _WorkerStorage(SqlStorage):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        del state["_held"], state["_running"], state["_fresh"], state["_deferred"]
+        del state["_held"], state["_running"], state["_deferred"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._held = threading.local()
-        self._running, self._fresh, self._deferred = {}, {}, {}
+        self._running, self._deferred = {}, {}
 
 
 @dataclass
@@ -315,16 +310,15 @@ def run_trial(
 
 def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
     with session_scope(settings.database_url) as session:
-        trial = repo.get_trial_by_id(session, trial_id)
-        if trial is None:
+        found = repo.get_trial_and_study(session, trial_id)
+        if found is None:
             log.warning("trial id %s does not exist; message dropped", trial_id)
             return None
+        trial, study = found
         if trial.state != TrialState.WAITING:
             log.info("trial id %s is %s: a duplicate or late delivery, nothing to do",
                      trial_id, trial.state)
             return None
-        study = session.get(Study, trial.study_id)
-        assert study is not None
         spec, setup_error = _typed_spec(study)
         device = "cpu"
         if spec is not None:
@@ -361,9 +355,8 @@ def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
         log.info("trial %s/%d (attempt %d) claimed by %s on %s", study.id, trial.number,
                  trial.attempt, worker, device)
         queued = study.state == StudyState.QUEUED
-        optuna_trial = (None if setup_error is not None
-                        else _storage(settings.database_url).get_trial_in(session.connection(),
-                                                                           trial_id))
+        optuna_trial = None if setup_error is not None else _started(
+            _storage(settings.database_url), session, trial, now)
         claim = _Claim(
             trial_id=trial_id,
             study_id=study.id,
@@ -386,6 +379,19 @@ def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
         with session_scope(settings.database_url) as session:
             repo.start_study(session, claim.study_id, utcnow())
     return claim
+
+
+def _started(
+    storage: SqlStorage, session: Session, trial: Trial, now: datetime
+) -> optuna.trial.FrozenTrial:
+    """The claimed trial as Optuna's ask reads it. A sampler's new trial holds nothing yet (no
+    parameters, attributes or values), so it is known without reading it back; a retry, a
+    re-run or a warm start carries its fixed parameters in its attributes, and is read in the
+    claim's transaction."""
+    if not (trial.params or trial.system_attrs or trial.user_attrs or trial.intermediate_values
+            or trial.values):
+        return storage.started_trial(trial.id, trial.number, now)
+    return storage.get_trial_in(session.connection(), trial.id)
 
 
 def _finish_riding_out(
@@ -628,7 +634,7 @@ def _finish(
     with session_scope(settings.database_url) as session:
         # The study row before any trial row, the one lock order of every writer: the outcome
         # and the verdict write the trial, a stability re-run and the dispatch lock the study.
-        repo.lock_study(session, claim.study_id)
+        study = repo.lock_study(session, claim.study_id)
         if outcome.reports is not None:
             outcome.reports.write(session)
         if outcome.unwritten:
@@ -638,7 +644,10 @@ def _finish(
             trial = repo.get_trial_by_id(session, claim.trial_id)
             if trial is not None and trial.state.is_finished():
                 verdicts.judge(session, trial, outcome.metrics)
-        owed = dispatch.plan(session, claim.study_id)
+        # Without a verdict nothing above changed the study row: the dispatch plans on the row
+        # as locked here. A verdict may have started stability re-runs (an update of the row of
+        # its own), and then the dispatch reads the row again.
+        owed = dispatch.plan(session, claim.study_id, locked=None if claim.judged else study)
         kept = None
         if owed and keep:
             kept, owed = owed[0][0], owed[1:]

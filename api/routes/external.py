@@ -60,7 +60,7 @@ router = APIRouter(
 Transaction = Callable[[], AbstractContextManager[Session]]
 
 
-def get_transaction(request: Request) -> Transaction:
+async def get_transaction(request: Request) -> Transaction:
     return functools.partial(unit_of_work, request.app.state.session_factory)
 
 
@@ -103,7 +103,7 @@ def ask(
 ) -> Any:
     with transaction() as session:
         check_running_trials_cap(session, settings, principal.team_id)
-        claimed = external.claim(session, principal, study_id, count=count or 1,
+        claimed = external.claim(session, storage, principal, study_id, count=count or 1,
                                  lease_s=settings.lease_s)
     if isinstance(claimed, external.NoTrial):
         return _no_trial(claimed)

@@ -13,12 +13,15 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from tests.api.conftest import API, SPEC, Team, bearer
 from tests.live_server import serve, serve_process
 from tuneboard.config import Settings
-from tuneboard.db import is_sqlite, utcnow
+from tuneboard.db import get_engine, is_sqlite, session_scope, utcnow
+from tuneboard.db.models import Study, Trial
 from workers import reaper
 
 LEASE_S = 1.0
@@ -369,3 +372,48 @@ def test_four_clients_at_once_need_one_pooled_connection(
     assert len(states) == 12 and set(states) <= {"complete", "pruned"}
     assert study["state"] == "completed"
     assert study["counts"]["complete"] + study["counts"]["pruned"] == 12
+
+
+def test_an_ask_of_a_new_trial_is_six_statements_and_leaves_it_leased(
+    http: httpx.Client, url: str, db_url: str, team: Team
+) -> None:
+    """On PostgreSQL an ask of a new trial sends six statements: the key's read (in autocommit,
+    no transaction around it), the claim's lock of the study, its count of active trials, the
+    trial's insert (RUNNING and leased, not inserted WAITING and then claimed) and one update of
+    the study (its counters and queued -> running) in the same flush, and the parameters'
+    update (in autocommit: the claim knows the trial, so nothing is read back). What it leaves
+    is a claimed trial."""
+    if is_sqlite(db_url):
+        pytest.skip("counts PostgreSQL's statements (SQLite adds its BEGIN statements)")
+    api = member(http, url, team)
+    study_id = api.create(external())
+    api.ask(study_id)  # the first ask of a study learns its parameters' distributions
+    sent: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement.split(None, 1)[0])
+
+    engine = get_engine(db_url)
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        asked = api.ask(study_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert sent == ["SELECT", "SELECT", "SELECT", "INSERT", "UPDATE", "UPDATE"], sent
+
+    trial = api.get(f"/studies/{study_id}/trials/{asked['number']}").json()
+    assert trial["state"] == "running" and trial["worker"] == "client"
+    assert {**trial["params"], **EXTERNAL["fixed"]} == asked["params"]
+    study = api.get(f"/studies/{study_id}").json()
+    assert study["state"] == "running" and study["started_at"] is not None
+    assert study["counts"]["running"] == 2
+    with session_scope(db_url) as session:
+        row = session.execute(
+            sa.select(Trial.lease_expires_at, Trial.datetime_start, Study.next_trial_number,
+                      Study.sampler_trials)
+            .join(Study, Study.id == Trial.study_id)
+            .where(Trial.study_id == study_id, Trial.number == asked["number"])
+        ).one()
+    assert row[0] is not None and row[1] is not None
+    assert (row[0] - row[1]).total_seconds() == pytest.approx(LEASE_S)
+    assert row[2] == 2 and row[3] == 2  # two numbers handed out, two of the budget taken

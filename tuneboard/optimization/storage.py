@@ -392,6 +392,11 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         self._cache = _cache_for(self.url)
         self._max_age = threading.local()
         self._known = threading.local()  # see ``study_known`` and ``params_together``
+        self._fresh: dict[int, FrozenTrial] = {}  # see ``remember_trial``
+        self._unset: dict[int, int] = {}  # trial id -> study id, see ``remember_trial``
+        # One statement, one round trip: no BEGIN and COMMIT around it on a server database.
+        self._single = (self._engine if self._engine.dialect.name == "sqlite"
+                        else self._engine.execution_options(isolation_level="AUTOCOMMIT"))
 
     @contextmanager
     def reads_up_to(self, max_age_s: float) -> Iterator[None]:
@@ -420,6 +425,25 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         finally:
             self._known.study = self._known.trials = None
 
+    def remember_trial(self, trial: FrozenTrial, study_id: int | None = None) -> None:
+        """The next ``get_trial`` of ``trial`` (and only that one) answers with it, without a
+        query: for a caller that has just claimed the trial and read it in the claim's own
+        transaction (a worker, an external ask). Until the claimant writes its parameters no one
+        else changes a claimed trial, and Optuna's ``Trial`` reads it exactly once, when it is
+        built. :meth:`forget_trial` drops it if the trial is never built.
+
+        With ``study_id``, a RUNNING trial with no parameters yet gets its first ones
+        (``set_trial_params``, as ``params_together`` writes them) in one conditional update,
+        instead of a transaction that reads the row under a lock first: the claim read it, and
+        the only row state to check, that it still runs, is the update's condition."""
+        self._fresh[trial._trial_id] = trial
+        if study_id is not None and not trial.params and trial.state == TrialState.RUNNING:
+            self._unset[trial._trial_id] = study_id
+
+    def forget_trial(self, trial_id: int) -> None:
+        self._fresh.pop(trial_id, None)
+        self._unset.pop(trial_id, None)
+
     @contextmanager
     def params_together(self, trial_id: int) -> Iterator[None]:
         """Within the block, this thread's ``set_trial_param`` calls for ``trial_id`` are kept,
@@ -440,7 +464,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_engine"], state["_reader"], state["_cache"], state["_max_age"]
-        del state["_known"]
+        del state["_known"], state["_fresh"], state["_unset"], state["_single"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -627,8 +651,38 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         """Several parameters of a running trial, (internal value, distribution) by name, in
         one transaction: each checked against the distribution the trial or, failing that,
         another trial of the study already gave the name, as Optuna's storages check it."""
+        study_id = self._unset.pop(trial_id, None)
+        if study_id is not None and self._set_first_params(study_id, trial_id, params):
+            return
         with self._engine.begin() as conn:
             self.set_trial_params_in(conn, trial_id, params)
+
+    def _set_first_params(
+        self, study_id: int, trial_id: int, params: Mapping[str, tuple[float, BaseDistribution]]
+    ) -> bool:
+        """The first parameters of a claimed trial that has none (see ``remember_trial``), in one
+        update while it runs; False if it no longer runs (the full write then says why)."""
+        with self._single.begin() as conn:
+            for name, (_, distribution) in params.items():
+                previous = self._known_distribution(conn, study_id, name)
+                if previous is not None:
+                    check_distribution_compatibility(previous, distribution)
+            written = conn.execute(
+                sa.update(_TRIALS)
+                .where(_TRIALS.c.id == trial_id,
+                       _TRIALS.c.state == _DB_STATE[TrialState.RUNNING])
+                .values(
+                    params={name: encode_float(value) for name, (value, _) in params.items()},
+                    distributions={name: distribution_to_json(distribution)
+                                   for name, (_, distribution) in params.items()},
+                )
+            ).rowcount
+        if written != 1:
+            return False
+        known = self._cache.study(study_id).distributions
+        for name, (_, distribution) in params.items():
+            known.setdefault(name, distribution)
+        return True
 
     def set_trial_params_in(
         self, conn: sa.Connection, trial_id: int,
@@ -776,6 +830,9 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         return float(params[param_name])
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
+        fresh = self._fresh.pop(trial_id, None)
+        if fresh is not None:
+            return fresh
         cached = self._cache.finished_trials.get(trial_id)
         if cached is not None:
             return cached
@@ -789,6 +846,18 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             with self._cache.lock:
                 self._cache.finished_trials[trial_id] = trial
         return trial
+
+    @staticmethod
+    def started_trial(trial_id: int, number: int, datetime_start: datetime) -> FrozenTrial:
+        """What ``get_trial`` reads of a trial inserted RUNNING at ``datetime_start`` (naive UTC)
+        with no parameters, values or attributes yet: for a caller that has just inserted one
+        and will ``remember_trial`` it, instead of reading back what it wrote."""
+        return FrozenTrial(
+            number=number, state=TrialState.RUNNING, value=None, values=None,
+            datetime_start=_local_time_converter()(datetime_start), datetime_complete=None,
+            params={}, distributions={}, user_attrs={}, system_attrs={}, intermediate_values={},
+            trial_id=trial_id,
+        )
 
     def get_trial_in(self, conn: sa.Connection, trial_id: int) -> FrozenTrial:
         """:meth:`get_trial` in the caller's transaction on ``conn``, never from the cache: for

@@ -71,12 +71,13 @@ def timed_out(study: Study, now: datetime) -> bool:
 def _new_trial(
     study: Study, number: int, *, origin: TrialOrigin, now: datetime, **fields: Any
 ) -> Trial:
-    """A WAITING trial row (``add_trials`` numbers, adds and sends it)."""
+    """A trial row, WAITING unless ``fields`` say otherwise (``add_trials`` numbers, adds and
+    sends it)."""
     fields.setdefault("seed", trial_seed(study.spec_model, number))
+    fields.setdefault("state", TrialState.WAITING)
     return Trial(
         study_id=study.id,
         number=number,
-        state=TrialState.WAITING,
         origin=origin,
         # No message is ever sent for an external trial, so the reaper never re-sends one.
         dispatched_at=None if is_external(study) else now,
@@ -96,11 +97,21 @@ def add_trials(
     *,
     now: datetime,
     send: bool = True,
+    locked: bool = False,
 ) -> list[Trial]:
     """One WAITING trial per item of ``fields`` (column values beyond the defaults, such as
     ``seed`` or ``system_attrs``), numbered in order; flushed, and, with ``send``, sent to the
-    study's queue once the caller commits. Numbering locks the study row until the commit."""
-    first = allocate_trial_numbers(session, study.id, len(fields))
+    study's queue once the caller commits. Numbering locks the study row until the commit.
+
+    ``locked``: the caller read ``study`` with ``repo.lock_study`` in this transaction and has
+    not changed its row since with a statement of its own, so its ``next_trial_number`` is the
+    row's: the numbers are taken from it and written with the study's other changes in one
+    flush, instead of by an update of their own."""
+    if locked:
+        first = study.next_trial_number
+        study.next_trial_number = first + len(fields)
+    else:
+        first = allocate_trial_numbers(session, study.id, len(fields))
     trials = [
         _new_trial(study, first + i, origin=origin, now=now, **extra)
         for i, extra in enumerate(fields)
@@ -118,13 +129,18 @@ def owed(study: Study, trials: Sequence[Trial]) -> list[tuple[int, str]]:
     return [(trial.id, queue) for trial in trials]
 
 
-def plan(session: Session, study_id: int, now: datetime | None = None) -> list[tuple[int, str]]:
+def plan(
+    session: Session, study_id: int, now: datetime | None = None, *, locked: Study | None = None
+) -> list[tuple[int, str]]:
     """Create the WAITING trials the budget allows now, or finish a study whose budget is spent.
 
     Returns (trial id, queue) pairs to send once the caller commits (see ``dispatch``).
+    ``locked``: the study as the caller read it with ``repo.lock_study`` in this transaction,
+    its row changed since only through it (see ``add_trials``); otherwise the row is locked and
+    read here.
     """
     now = now or utcnow()
-    study = repo.lock_study(session, study_id)
+    study = locked if locked is not None else repo.lock_study(session, study_id)
     if study is not None and study.state is StudyState.CANCELLING:
         settle_cancel(session, study, now)
         return []
@@ -147,7 +163,8 @@ def plan(session: Session, study_id: int, now: datetime | None = None) -> list[t
         trials = [  # the warm start's configurations are the budget's first trials
             trial
             for origin, each in warm_start.budget_trials(study, first, n)
-            for trial in add_trials(session, study, origin, each, now=now, send=False)
+            for trial in add_trials(session, study, origin, each, now=now, send=False,
+                                    locked=True)
         ]
         return owed(study, trials)
 

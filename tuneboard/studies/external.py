@@ -49,7 +49,7 @@ from tuneboard.errors import Conflict, InvalidInput, NotFound
 from tuneboard.optimization.claimed import ask_claimed, optuna_study
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.spec import StudySpec
-from tuneboard.spec.states import TrialOrigin, TrialState
+from tuneboard.spec.states import StudyState, TrialOrigin, TrialState
 from tuneboard.studies import dispatch, verdicts
 from tuneboard.studies import external_repository as ext_repo
 from tuneboard.studies import repository as repo
@@ -131,6 +131,9 @@ class Claimed:
     number: int
     attempt: int
     retry_of: int | None
+    # The trial as Optuna sees it, read in the claim's transaction: its ``Trial`` is built from
+    # it (``SqlStorage.remember_trial``) rather than from a read of its own.
+    frozen: optuna.trial.FrozenTrial
 
 
 @dataclass(frozen=True)
@@ -157,11 +160,15 @@ class NoTrial:
 
 
 def claim(
-    session: Session, principal: Principal, study_id: int, *, count: int, lease_s: float,
-    now: datetime | None = None,
+    session: Session, storage: SqlStorage, principal: Principal, study_id: int, *, count: int,
+    lease_s: float, now: datetime | None = None,
 ) -> Claim | NoTrial:
     """Claim up to ``count`` trials for a client: waiting ones first, then new sampler trials
-    within the budget. Flushes, never commits."""
+    within the budget. Flushes, never commits.
+
+    A new trial is inserted RUNNING and leased, numbered from the locked study row, and the
+    study's changes (its counters, queued -> running) go in one update with it: an ask of a
+    new trial is the lock, the count, that update and the insert."""
     now = now or utcnow()
     study = external_study(session, principal, study_id, lock=True)
     spec = _spec(study)
@@ -174,22 +181,34 @@ def claim(
                          counts.failed)
     lease_until = now + timedelta(seconds=lease_s)
     if stop is None:
-        taken = ext_repo.waiting_trials(session, study.id, count)
+        taken = ext_repo.waiting_trials(session, study.id, count) if counts.waiting else []
+        waiting = len(taken)
+        ext_repo.claim_for_client(session, [t.id for t in taken], now=now,
+                                  lease_until=lease_until)
         remaining = budget.n_trials - study.sampler_trials
         free = budget.max_parallel - counts.active
         new = min(count - len(taken), remaining, free)
+        if taken or new > 0:
+            _start(study, now)
         if new > 0:
             study.sampler_trials += new
-            each: list[Mapping[str, Any]] = [{"system_attrs": {}} for _ in range(new)]
-            taken += dispatch.add_trials(session, study, TrialOrigin.SAMPLER, each, now=now)
+            leased: dict[str, Any] = {
+                "system_attrs": {}, "state": TrialState.RUNNING, "worker": ext_repo.CLIENT,
+                "device": None, "heartbeat_at": now, "datetime_start": now,
+                "lease_expires_at": lease_until,
+            }
+            taken += dispatch.add_trials(session, study, TrialOrigin.SAMPLER,
+                                         [dict(leased) for _ in range(new)], now=now,
+                                         locked=True)
         if taken:
-            ext_repo.claim_for_client(session, [t.id for t in taken], now=now,
-                                      lease_until=lease_until)
-            repo.start_study(session, study.id, now)
+            conn = session.connection()
             return Claim(
                 study_id=study.id, optuna_name=study.optuna_name, spec=spec,
                 lease_expires_at=lease_until,
-                trials=[Claimed(t.id, t.number, t.attempt, t.retry_of) for t in taken],
+                trials=[Claimed(t.id, t.number, t.attempt, t.retry_of,
+                                storage.get_trial_in(conn, t.id) if i < waiting else
+                                storage.started_trial(t.id, t.number, now))
+                        for i, t in enumerate(taken)],
             )
         running = counts.active
         if running:
@@ -216,6 +235,13 @@ def claim(
     return NoTrial(*stop, study_state=study.state)
 
 
+def _start(study: Study, now: datetime) -> None:
+    """queued -> running as its first trial is handed out (the caller holds the row's lock)."""
+    if study.state is StudyState.QUEUED:
+        study.state = StudyState.RUNNING
+        study.started_at = study.started_at or now
+
+
 def _stop_message(
     reason: str | None, spec: StudySpec, failed: int
 ) -> tuple[str, str] | None:
@@ -235,9 +261,13 @@ def suggest(storage: SqlStorage, claimed: Claim) -> list[AskedTrial]:
     spec = claimed.spec
     asked = []
     for item in claimed.trials:
-        with storage.study_known(claimed.optuna_name, claimed.study_id):
-            study = optuna_study(storage, claimed.optuna_name, spec, item.number)
-            _, params = ask_claimed(storage, study, item.trial_id, spec)
+        storage.remember_trial(item.frozen, claimed.study_id)
+        try:
+            with storage.study_known(claimed.optuna_name, claimed.study_id):
+                study = optuna_study(storage, claimed.optuna_name, spec, item.number)
+                _, params = ask_claimed(storage, study, item.trial_id, spec)
+        finally:
+            storage.forget_trial(item.trial_id)
         asked.append(AskedTrial(number=item.number, params=params,
                                 lease_expires_at=claimed.lease_expires_at,
                                 attempt=item.attempt, retry_of=item.retry_of))

@@ -101,9 +101,10 @@ def list_studies(
 class ActiveAndFailed(NamedTuple):
     active: int  # waiting or running
     failed: int  # failed and not retried
+    waiting: int  # of the active ones, waiting
 
 
-def _active_and_failed_statement() -> Select[int, int]:
+def _active_and_failed_statement() -> Select[int, int, int]:
     retry = aliased(Trial)
     retried = (
         select(retry.id)
@@ -113,6 +114,7 @@ def _active_and_failed_statement() -> Select[int, int]:
     return select(
         func.count().filter(Trial.state.in_(ACTIVE_TRIAL)),
         func.count().filter(Trial.state == TrialState.FAIL, ~retried),
+        func.count().filter(Trial.state == TrialState.WAITING),
     ).where(
         Trial.study_id == bindparam("study_id"),
         Trial.state.in_((*ACTIVE_TRIAL, TrialState.FAIL)),
@@ -130,7 +132,7 @@ def count_active_and_failed_trials(session: Session, study_id: int) -> ActiveAnd
     running and failed rows through the (study_id, state, value) index, so the cost does not
     grow with the finished trials."""
     row = session.execute(_ACTIVE_AND_FAILED, {"study_id": study_id}).one()
-    return ActiveAndFailed(active=row[0], failed=row[1])
+    return ActiveAndFailed(active=row[0], failed=row[1], waiting=row[2])
 
 
 def lock_team_active_trials(session: Session, team_id: int) -> int:
@@ -153,6 +155,14 @@ def get_trial(session: Session, study_id: int, number: int) -> Trial | None:
 
 def get_trial_by_id(session: Session, trial_id: int) -> Trial | None:
     return session.get(Trial, trial_id)
+
+
+def get_trial_and_study(session: Session, trial_id: int) -> tuple[Trial, Study] | None:
+    """The trial and its study in one read: what a worker's claim starts from."""
+    row = session.execute(
+        select(Trial, Study).join(Study, Study.id == Trial.study_id).where(Trial.id == trial_id)
+    ).unique().one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 def list_trials(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import optuna
 import pytest
 import sqlalchemy as sa
 from optuna.distributions import FloatDistribution, distribution_to_json
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
@@ -220,6 +223,64 @@ def test_params_together_checks_each_distribution_against_the_study(db_url: str)
         trial.suggest_float("y", 0.0, 1.0)
         trial.suggest_categorical("x", ["a", "b"])
     assert _stored_params(db_url, trial._trial_id) == {}  # neither y nor x
+
+
+def _statements_of(db_url: str, work: Callable[[], object]) -> list[str]:
+    """The first word of each statement ``work`` sends (BEGIN of SQLite's transactions left
+    out: PostgreSQL's are not statements SQLAlchemy sees either)."""
+    sent: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith("BEGIN"):
+            sent.append(statement.split(None, 1)[0])
+
+    sa.event.listen(get_engine(db_url), "before_cursor_execute", on_execute)
+    try:
+        work()
+    finally:
+        sa.event.remove(get_engine(db_url), "before_cursor_execute", on_execute)
+    return sent
+
+
+def test_a_remembered_trial_is_read_once_from_memory_and_its_first_params_in_one_update(
+    db_url: str,
+) -> None:
+    storage = SqlStorage(db_url)
+    study = optuna.create_study(storage=storage, study_name="remembered")
+    study.ask().suggest_float("x", 0.0, 1.0)  # the study's distribution of x is known
+    trial_id = study.ask()._trial_id
+    frozen = storage.get_trial(trial_id)
+    storage.remember_trial(frozen, study._study_id)
+
+    assert _statements_of(db_url, lambda: storage.get_trial(trial_id)) == []
+    assert storage.get_trial(trial_id) is not frozen  # only the next read: then the database's
+    write = {"x": (0.5, X)}
+    assert _statements_of(db_url, lambda: storage.set_trial_params(trial_id, write)) == ["UPDATE"]
+    assert storage.get_trial(trial_id).params == {"x": 0.5}
+    # Later writes are the full, checked ones.
+    assert len(_statements_of(db_url, lambda: storage.set_trial_params(
+        trial_id, {"y": (0.5, X)}))) > 1
+
+
+def test_a_remembered_trials_first_params_are_checked_and_refused_once_it_has_finished(
+    db_url: str,
+) -> None:
+    storage = SqlStorage(db_url)
+    study = optuna.create_study(storage=storage, study_name="remembered-checked")
+    study.ask().suggest_float("x", 0.0, 1.0)
+    categorical = optuna.distributions.CategoricalDistribution(["a", "b"])
+    checked = study.ask()._trial_id
+    storage.remember_trial(storage.get_trial(checked), study._study_id)
+    with pytest.raises(ValueError):
+        storage.set_trial_params(checked, {"x": (0.0, categorical)})
+    assert _stored_params(db_url, checked) == {}
+
+    finished = study.ask()._trial_id
+    storage.remember_trial(storage.get_trial(finished), study._study_id)
+    storage.set_trial_state_values(finished, TrialState.FAIL)  # the reaper failed it meanwhile
+    with pytest.raises(UpdateFinishedTrialError):
+        storage.set_trial_params(finished, {"x": (0.5, X)})
+    assert _stored_params(db_url, finished) == {}
 
 
 def test_params_written_in_the_callers_transaction_go_with_its_commit_or_rollback(
