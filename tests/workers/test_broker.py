@@ -7,7 +7,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.workers.conftest import Stack
+import redis
+from celery import Celery
+
+from tests.workers.conftest import REDIS_URL, Stack
 from tuneboard.queue import celery_client, send_run_trial
 from workers.broker import declare_queues, ready_messages
 
@@ -35,3 +38,23 @@ def test_ready_messages_counts_and_reuses_connections(
         assert time.monotonic() - started < 10
     finally:
         gc.enable()
+
+
+def test_counting_a_redis_queue_keeps_one_connection_also_when_the_queue_is_empty() -> None:
+    """On Redis an empty queue has no key, so its passive declare says "not found": that is an
+    answer (0), and the held connection stays; it used to be dropped and made afresh for every
+    count, one count per trial."""
+    app = Celery(broker=REDIS_URL)
+    server = redis.Redis.from_url(REDIS_URL)
+    server.delete("tb-count-test")
+    try:
+        assert ready_messages(app, "tb-count-test") == 0  # connects
+        before = server.info("stats")["total_connections_received"]
+        for _ in range(20):
+            assert ready_messages(app, "tb-count-test") == 0
+        server.lpush("tb-count-test", "{}")  # what kombu's Redis transport keeps a message in
+        assert ready_messages(app, "tb-count-test") == 1
+        assert server.info("stats")["total_connections_received"] == before
+    finally:
+        server.delete("tb-count-test")
+        app.close()
