@@ -286,15 +286,27 @@ def run_trial(
                          lambda: _claim(settings, trial_id, worker), limit_s=settings.db_outage_s)
     if claim is None:
         return None
-    heartbeat = Heartbeat(settings.database_url, trial_id, settings.heartbeat_interval_s)
+    try:
+        outcome, sent, kept = _run_and_finish(settings, claim, spans, keep_next)
+    finally:
+        # What the ask remembered of the claimed trial is spent by now, or never will be.
+        _storage(settings.database_url).forget_trial(trial_id)
+    log.info("trial id %s took %s", trial_id, spans)
+    return TrialRun(trial_id=trial_id, state=outcome.state, queue=claim.queue, dispatched=sent,
+                    kept=kept)
+
+
+def _run_and_finish(
+    settings: Settings, claim: _Claim, spans: _Spans, keep_next: KeepNext | None
+) -> tuple[_Outcome, list[int], int | None]:
+    heartbeat = Heartbeat(settings.database_url, claim.trial_id, settings.heartbeat_interval_s)
     heartbeat.start()
     try:
         outcome = _run_claimed(settings, claim, heartbeat, spans)
     finally:
         heartbeat.stop()
-    queue = claim.queue
     # Asked before the next transaction: never wait on the broker holding a database lock.
-    keep = keep_next is not None and keep_next(queue)
+    keep = keep_next is not None and keep_next(claim.queue)
     with spans("finish"):
         try:
             sent, kept = _finish_riding_out(settings, claim, outcome, keep)
@@ -303,9 +315,7 @@ def run_trial(
                 raise
             outcome = _reports_lost(outcome, exc)
             sent, kept = _finish_riding_out(settings, claim, outcome, keep)
-    log.info("trial id %s took %s", trial_id, spans)
-    return TrialRun(trial_id=trial_id, state=outcome.state, queue=queue, dispatched=sent,
-                    kept=kept)
+    return outcome, sent, kept
 
 
 def _claim(settings: Settings, trial_id: int, worker: str) -> _Claim | None:
@@ -528,7 +538,7 @@ def _ask(
     storage.remember_study(claim.optuna_name, claim.study_id)
     if claim.optuna_trial is not None:
         # A copy: a retried ask must not find the suggestions of the one before.
-        storage.remember_trial(copy.deepcopy(claim.optuna_trial))
+        storage.remember_trial(copy.deepcopy(claim.optuna_trial), claim.study_id)
     study = optuna_study(storage, claim.optuna_name, spec, claim.number)
     with storage.deferring_params(claim.trial_id) as suggested:
         trial, params = ask_claimed(storage, study, claim.trial_id, spec)
@@ -658,4 +668,10 @@ def _finish(
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    # ``torch.manual_seed`` also queues a seed for every accelerator backend this build knows,
+    # each capturing the call's traceback while the backend is not initialised: about 1 ms per
+    # trial in a pool process, for backends a host without them never starts. The CPU's
+    # generator, and CUDA's where there is one, are what a trial here can draw from.
+    torch.random.default_generator.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)

@@ -433,9 +433,10 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         built. :meth:`forget_trial` drops it if the trial is never built.
 
         With ``study_id``, a RUNNING trial with no parameters yet gets its first ones
-        (``set_trial_params``, as ``params_together`` writes them) in one conditional update,
-        instead of a transaction that reads the row under a lock first: the claim read it, and
-        the only row state to check, that it still runs, is the update's condition."""
+        (``set_trial_params``, as ``params_together`` writes them, or ``set_trial_params_in``,
+        as a worker's first report batch does) in one conditional update, instead of reading
+        the row under a lock first: the claim read it, and the only row state to check, that it
+        still runs, is the update's condition. :meth:`forget_trial` drops that too."""
         self._fresh[trial._trial_id] = trial
         if study_id is not None and not trial.params and trial.state == TrialState.RUNNING:
             self._unset[trial._trial_id] = study_id
@@ -652,37 +653,12 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         one transaction: each checked against the distribution the trial or, failing that,
         another trial of the study already gave the name, as Optuna's storages check it."""
         study_id = self._unset.pop(trial_id, None)
-        if study_id is not None and self._set_first_params(study_id, trial_id, params):
-            return
+        if study_id is not None:
+            with self._single.begin() as conn:
+                if self._set_first_params_in(conn, study_id, trial_id, params):
+                    return
         with self._engine.begin() as conn:
-            self.set_trial_params_in(conn, trial_id, params)
-
-    def _set_first_params(
-        self, study_id: int, trial_id: int, params: Mapping[str, tuple[float, BaseDistribution]]
-    ) -> bool:
-        """The first parameters of a claimed trial that has none (see ``remember_trial``), in one
-        update while it runs; False if it no longer runs (the full write then says why)."""
-        with self._single.begin() as conn:
-            for name, (_, distribution) in params.items():
-                previous = self._known_distribution(conn, study_id, name)
-                if previous is not None:
-                    check_distribution_compatibility(previous, distribution)
-            written = conn.execute(
-                sa.update(_TRIALS)
-                .where(_TRIALS.c.id == trial_id,
-                       _TRIALS.c.state == _DB_STATE[TrialState.RUNNING])
-                .values(
-                    params={name: encode_float(value) for name, (value, _) in params.items()},
-                    distributions={name: distribution_to_json(distribution)
-                                   for name, (_, distribution) in params.items()},
-                )
-            ).rowcount
-        if written != 1:
-            return False
-        known = self._cache.study(study_id).distributions
-        for name, (_, distribution) in params.items():
-            known.setdefault(name, distribution)
-        return True
+            self._set_params_in(conn, trial_id, params)
 
     def set_trial_params_in(
         self, conn: sa.Connection, trial_id: int,
@@ -690,6 +666,39 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
     ) -> None:
         """:meth:`set_trial_params` in the caller's transaction on ``conn``: for a worker that
         writes a trial's parameters with its first reports."""
+        study_id = self._unset.pop(trial_id, None)
+        if study_id is not None and self._set_first_params_in(conn, study_id, trial_id, params):
+            return
+        self._set_params_in(conn, trial_id, params)
+
+    def _set_first_params_in(
+        self, conn: sa.Connection, study_id: int, trial_id: int,
+        params: Mapping[str, tuple[float, BaseDistribution]],
+    ) -> bool:
+        """The first parameters of a claimed trial that has none (see ``remember_trial``), in one
+        update while it runs; False if it no longer runs (the full write then says why)."""
+        for name, (_, distribution) in params.items():
+            previous = self._known_distribution(conn, study_id, name)
+            if previous is not None:
+                check_distribution_compatibility(previous, distribution)
+        written = conn.execute(
+            sa.update(_TRIALS)
+            .where(_TRIALS.c.id == trial_id, _TRIALS.c.state == _DB_STATE[TrialState.RUNNING])
+            .values(
+                params={name: encode_float(value) for name, (value, _) in params.items()},
+                distributions={name: distribution_to_json(distribution)
+                               for name, (_, distribution) in params.items()},
+            )
+        ).rowcount
+        if written != 1:
+            return False
+        self._learn_distributions(study_id, params)
+        return True
+
+    def _set_params_in(
+        self, conn: sa.Connection, trial_id: int,
+        params: Mapping[str, tuple[float, BaseDistribution]],
+    ) -> None:
         where = _TRIALS.c.id == trial_id
         query = sa.select(
             _TRIALS.c.study_id,
@@ -720,6 +729,11 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
                                            for name, (_, distribution) in params.items()}},
             )
         )
+        self._learn_distributions(study_id, params)
+
+    def _learn_distributions(
+        self, study_id: int, params: Mapping[str, tuple[float, BaseDistribution]]
+    ) -> None:
         # Kept even if the caller's transaction rolls back: a distribution this process gave
         # the name is one it may check the study's later trials against.
         known = self._cache.study(study_id).distributions
