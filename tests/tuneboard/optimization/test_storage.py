@@ -262,6 +262,29 @@ def test_a_remembered_trial_is_read_once_from_memory_and_its_first_params_in_one
         trial_id, {"y": (0.5, X)}))) > 1
 
 
+def test_a_remembered_trials_first_params_in_the_callers_transaction_are_one_update(
+    db_url: str,
+) -> None:
+    """What a worker's first report batch (or its finish) does with the ask's parameters."""
+    storage = SqlStorage(db_url)
+    study = optuna.create_study(storage=storage, study_name="remembered-in-transaction")
+    study.ask().suggest_float("x", 0.0, 1.0)
+    trial_id = study.ask()._trial_id
+    storage.remember_trial(storage.get_trial(trial_id), study._study_id)
+    storage.get_trial(trial_id)  # Optuna's Trial is built from it
+
+    def write() -> None:
+        with pytest.raises(RuntimeError), get_engine(db_url).begin() as conn:
+            storage.set_trial_params_in(conn, trial_id, {"x": (0.25, X)})
+            raise RuntimeError("the batch's next statement failed")
+
+    assert _statements_of(db_url, write) == ["UPDATE"]
+    assert _stored_params(db_url, trial_id) == {}  # rolled back with the caller's transaction
+    with get_engine(db_url).begin() as conn:  # the batch again: the full, checked write
+        storage.set_trial_params_in(conn, trial_id, {"x": (0.25, X)})
+    assert storage.get_trial(trial_id).params == {"x": 0.25}
+
+
 def test_a_remembered_trials_first_params_are_checked_and_refused_once_it_has_finished(
     db_url: str,
 ) -> None:
