@@ -3,11 +3,12 @@ and holds by a lease (``trials.lease_expires_at``)."""
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from tuneboard.db.models import Trial, TrialMetric
@@ -59,14 +60,19 @@ def claim_for_client(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+# Every report and heartbeat extends a lease: built once, on the table (see
+# ``repository._CLAIM``).
+_TRIALS = typing.cast(Table, Trial.__table__)
+_EXTEND_LEASE = (
+    update(_TRIALS)
+    .where(_TRIALS.c.id == bindparam("trial_id"), _TRIALS.c.state == TrialState.RUNNING)
+    .values(heartbeat_at=bindparam("now"), lease_expires_at=bindparam("until"))
+)
+
+
 def extend_lease(session: Session, trial_id: int, *, now: datetime, until: datetime) -> bool:
     """A report or heartbeat of a RUNNING trial: its lease runs to ``until``."""
-    result = session.execute(
-        update(Trial)
-        .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
-        .values(heartbeat_at=now, lease_expires_at=until)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_EXTEND_LEASE, {"trial_id": trial_id, "now": now, "until": until})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Row,
     Select,
     String,
+    Table,
     Text,
     bindparam,
     cast,
@@ -217,19 +219,39 @@ def trial_table_tuples(
     return session.connection().execute(stmt.order_by(Trial.number)).all()
 
 
+# The statements every worker trial makes, built once with bind parameters and run on the
+# trials table rather than through the mapped class: building and running an ORM-enabled update
+# costs about 0.6 ms of CPU against 0.06 ms for the same prebuilt Core statement (SQLite in
+# memory, so all of it is Python). They leave the session's objects as they were: their callers
+# read those no more, or read them afresh.
+_TRIALS = typing.cast(Table, Trial.__table__)
+_CLAIM = (
+    update(_TRIALS)
+    .where(_TRIALS.c.id == bindparam("trial_id"), _TRIALS.c.state == TrialState.WAITING)
+    .values(state=TrialState.RUNNING, worker=bindparam("worker"), device=bindparam("device"),
+            heartbeat_at=bindparam("now"), datetime_start=bindparam("start"))
+)
+_CLAIM_WITH_PATH = _CLAIM.values(checkpoint_path=bindparam("checkpoint_path"))
+_REPORTED = (
+    update(_TRIALS)
+    .where(_TRIALS.c.id == bindparam("trial_id"), _TRIALS.c.state == TrialState.RUNNING)
+    .values(epochs_run=bindparam("epochs_run"), heartbeat_at=bindparam("now"))
+)
+_REPORTED_WITH_VALUES = _REPORTED.values(intermediate_values=bindparam("intermediate_values"))
+_INSERT_METRICS = insert(typing.cast(Table, TrialMetric.__table__))
+
+
 def claim_trial(
     session: Session, trial_id: int, *, worker: str, device: str, now: datetime,
     checkpoint_path: str | None = None,
 ) -> bool:
     """WAITING -> RUNNING, once: a duplicate or late delivery finds nothing to claim.
     ``checkpoint_path``, when given, is set in the same statement."""
-    path = {} if checkpoint_path is None else {"checkpoint_path": checkpoint_path}
-    result = session.execute(
-        update(Trial)
-        .where(Trial.id == trial_id, Trial.state == TrialState.WAITING)
-        .values(state=TrialState.RUNNING, worker=worker, device=device, heartbeat_at=now,
-                datetime_start=now, **path)
-    )
+    params: dict[str, Any] = {"trial_id": trial_id, "worker": worker, "device": device,
+                              "now": now, "start": now}
+    if checkpoint_path is not None:
+        params["checkpoint_path"] = checkpoint_path
+    result = session.execute(_CLAIM if checkpoint_path is None else _CLAIM_WITH_PATH, params)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -409,15 +431,15 @@ def record_reports(
         for name, value in metrics.items()
     ]
     if rows:
-        session.execute(insert(TrialMetric), rows)
-    values: dict[str, Any] = {"epochs_run": max(steps), "heartbeat_at": now}
-    if intermediate_values is not None:
-        values["intermediate_values"] = {
-            str(s): v if math.isfinite(v) else str(v) for s, v in intermediate_values.items()
-        }
-    session.execute(
-        update(Trial).where(Trial.id == trial_id, Trial.state == TrialState.RUNNING).values(values)
-    )
+        session.execute(_INSERT_METRICS, rows)
+    values: dict[str, Any] = {"trial_id": trial_id, "epochs_run": max(steps), "now": now}
+    if intermediate_values is None:
+        session.execute(_REPORTED, values)
+        return
+    values["intermediate_values"] = {
+        str(s): v if math.isfinite(v) else str(v) for s, v in intermediate_values.items()
+    }
+    session.execute(_REPORTED_WITH_VALUES, values)
 
 
 def copy_metrics(session: Session, from_trial_id: int, to_trial_id: int, before_step: int) -> int:
@@ -468,11 +490,10 @@ def finish_trial(
     if system_attrs:
         current = session.scalar(select(Trial.system_attrs).where(Trial.id == trial_id))
         changes["system_attrs"] = {**(current or {}), **system_attrs}
-    result = session.execute(
-        update(Trial)
-        .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
+    result = session.execute(  # on the table, not the mapped class: see ``_CLAIM``
+        update(_TRIALS)
+        .where(_TRIALS.c.id == trial_id, _TRIALS.c.state == TrialState.RUNNING)
         .values(changes)
-        .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
