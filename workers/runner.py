@@ -91,8 +91,10 @@ TIMED_OUT = "budget.timeout_s reached before this trial started"
 class _WorkerStorage(SqlStorage):
     """``SqlStorage`` as a worker uses it, without four of its round trips per trial:
 
-    - the claimed trial, read in the claim's transaction, answers Optuna's first
-      ``get_trial`` of it, the one its ``Trial`` is built from (``SqlStorage.remember_trial``);
+    - the claimed trial, as the claim holds it (built for a new sampler trial, read in the
+      claim's transaction otherwise), answers Optuna's first ``get_trial`` of it, the one its
+      ``Trial`` is built from, and its first parameters are one update
+      (``SqlStorage.remember_trial``);
     - inside :meth:`deferring_params`, the parameters the ask writes together
       (``params_together``) are kept in what it yields instead, for the reporter's writer to
       write with the trial's first reports (:meth:`SqlStorage.set_trial_params_in`);

@@ -99,9 +99,10 @@ def add_trials(
     send: bool = True,
     locked: bool = False,
 ) -> list[Trial]:
-    """One WAITING trial per item of ``fields`` (column values beyond the defaults, such as
-    ``seed`` or ``system_attrs``), numbered in order; flushed, and, with ``send``, sent to the
-    study's queue once the caller commits. Numbering locks the study row until the commit.
+    """One trial per item of ``fields`` (column values beyond the defaults, such as ``seed``,
+    ``system_attrs`` or, for a trial handed out at once, ``state``), numbered in order;
+    flushed, and, with ``send``, sent to the study's queue once the caller commits. Numbering
+    locks the study row until the commit.
 
     ``locked``: the caller read ``study`` with ``repo.lock_study`` in this transaction and has
     not changed its row since with a statement of its own, so its ``next_trial_number`` is the

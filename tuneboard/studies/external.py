@@ -131,8 +131,9 @@ class Claimed:
     number: int
     attempt: int
     retry_of: int | None
-    # The trial as Optuna sees it, read in the claim's transaction: its ``Trial`` is built from
-    # it (``SqlStorage.remember_trial``) rather than from a read of its own.
+    # The trial as Optuna sees it, as the claim holds it (read in its transaction, or built for
+    # a trial it inserted): its ``Trial`` is built from it (``SqlStorage.remember_trial``)
+    # rather than from a read of its own.
     frozen: optuna.trial.FrozenTrial
 
 
