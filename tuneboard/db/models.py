@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -431,3 +432,13 @@ class Ensemble(Base):
     @validates("state")
     def _state(self, _key: str, value: str) -> EnsembleState:
         return EnsembleState(value)
+
+
+# The mapped tables as Core ``Table`` objects (a mapped class's ``__table__`` is typed as a bare
+# ``FromClause``), for statements built once and run on the tables: the storage's, and the
+# repositories' hot paths.
+STUDIES = cast(Table, Study.__table__)
+TRIALS = cast(Table, Trial.__table__)
+TRIAL_METRICS = cast(Table, TrialMetric.__table__)
+TEAMS = cast(Table, Team.__table__)
+API_KEYS = cast(Table, ApiKey.__table__)

@@ -26,7 +26,7 @@ import copy
 import threading
 from collections import Counter
 from collections.abc import Container, Sequence
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from optuna.distributions import BaseDistribution
@@ -36,7 +36,8 @@ from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneboard.db.engine import READ_ONLY_OPTION, get_engine
-from tuneboard.db.models import Study, Trial
+from tuneboard.db.models import STUDIES as _STUDIES
+from tuneboard.db.models import TRIALS as _TRIALS
 from tuneboard.errors import Forbidden
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.spec import StudySpec
@@ -47,8 +48,6 @@ READ_ONLY_MESSAGE = "tuneboard dashboard is read-only: change studies through th
 # Optuna's own key for the metric names (``optuna.study.study._SYSTEM_ATTR_METRIC_NAMES``).
 METRIC_NAMES_ATTR = "study:metric_names"
 
-_STUDIES = cast(sa.Table, Study.__table__)
-_TRIALS = cast(sa.Table, Trial.__table__)
 # Our trial columns shown as user attributes, by their column names; a None is left out.
 TRIAL_FIELDS = ("epochs_run", "device", "attempt", "accepted", "verdict")
 _FIELD_COLUMNS = tuple(_TRIALS.c[name] for name in TRIAL_FIELDS)

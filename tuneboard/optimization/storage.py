@@ -70,15 +70,14 @@ from tuneboard.client.optuna import decode, encode, encode_float
 from tuneboard.db.base import utcnow
 from tuneboard.db.engine import READ_ONLY_OPTION, get_engine, is_sqlite, normalize_url
 from tuneboard.db.migrate import alembic_config
-from tuneboard.db.models import Study, Trial
+from tuneboard.db.models import STUDIES as _STUDIES
+from tuneboard.db.models import TRIALS as _TRIALS
+from tuneboard.db.models import Trial
 from tuneboard.db.queries import allocate_trial_numbers, ranked_trials
 from tuneboard.errors import Unavailable
 from tuneboard.spec import states
 
 FailedTrialCallback = Callable[["optuna.Study", FrozenTrial], None]
-
-_STUDIES = cast(sa.Table, Study.__table__)
-_TRIALS = cast(sa.Table, Trial.__table__)
 
 
 def _as_text(column: sa.Column[Any]) -> sa.Label[str]:
@@ -427,8 +426,9 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
 
     def remember_trial(self, trial: FrozenTrial, study_id: int | None = None) -> None:
         """The next ``get_trial`` of ``trial`` (and only that one) answers with it, without a
-        query: for a caller that has just claimed the trial and read it in the claim's own
-        transaction (a worker, an external ask). Until the claimant writes its parameters no one
+        query: for a caller that has just claimed the trial and holds it as the claim left it
+        (read in the claim's own transaction, or built by :meth:`started_trial`): a worker, an
+        external ask. Until the claimant writes its parameters no one
         else changes a claimed trial, and Optuna's ``Trial`` reads it exactly once, when it is
         built. :meth:`forget_trial` drops it if the trial is never built.
 

@@ -3,15 +3,14 @@ and holds by a lease (``trials.lease_expires_at``)."""
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from tuneboard.db.models import Trial, TrialMetric
+from tuneboard.db.models import TRIALS, Trial, TrialMetric
 from tuneboard.spec.states import TrialState
 
 # What the ``worker`` column shows for a trial that a client runs.
@@ -62,10 +61,9 @@ def claim_for_client(
 
 # Every report and heartbeat extends a lease: built once, on the table (see
 # ``repository._CLAIM``).
-_TRIALS = typing.cast(Table, Trial.__table__)
 _EXTEND_LEASE = (
-    update(_TRIALS)
-    .where(_TRIALS.c.id == bindparam("trial_id"), _TRIALS.c.state == TrialState.RUNNING)
+    update(TRIALS)
+    .where(TRIALS.c.id == bindparam("trial_id"), TRIALS.c.state == TrialState.RUNNING)
     .values(heartbeat_at=bindparam("now"), lease_expires_at=bindparam("until"))
 )
 

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import typing
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from tuneboard.db.models import ApiKey, Study, Team, Trial
+from tuneboard.db.models import API_KEYS, TEAMS, ApiKey, Study, Team, Trial
 from tuneboard.spec.states import TrialState
 
 
@@ -23,13 +22,11 @@ def lock_team(session: Session, team_id: int) -> Team | None:
     return session.scalar(select(Team).where(Team.id == team_id).with_for_update())
 
 
-_KEYS = typing.cast(Table, ApiKey.__table__)
-_TEAMS = typing.cast(Table, Team.__table__)
 # Every request authenticates with it: built once, on the tables (no ORM compilation per call).
 _KEY_PRINCIPAL = (
-    select(_KEYS.c.team_id, _TEAMS.c.name, _KEYS.c.id, _KEYS.c.role, _KEYS.c.revoked_at)
-    .join(_TEAMS, _TEAMS.c.id == _KEYS.c.team_id)
-    .where(_KEYS.c.key_hash == bindparam("key_hash"))
+    select(API_KEYS.c.team_id, TEAMS.c.name, API_KEYS.c.id, API_KEYS.c.role, API_KEYS.c.revoked_at)
+    .join(TEAMS, TEAMS.c.id == API_KEYS.c.team_id)
+    .where(API_KEYS.c.key_hash == bindparam("key_hash"))
 )
 
 
