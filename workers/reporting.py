@@ -23,6 +23,12 @@ What it keeps:
 - The trial's parameters, suggested by the ask but not yet written, are written with the first
   batch (alone, if no report comes within ``LINGER_S``), in one transaction, so no one sees some
   of them without the others; failing to store them fails the trial like a report would.
+- What the pruner records on the trial while it runs (Optuna system attributes: Hyperband's
+  successive-halving rungs, one per rung reached) goes with the next batch too, in the update
+  of the trial's row that the batch makes anyway, instead of a transaction of its own in the
+  objective's thread. Other workers' pruners see a rung once that batch commits, a few tens of
+  milliseconds later; they compare against a view of the study up to ``PRUNE_VIEW_MAX_AGE_S``
+  old in any case.
 - A retry that resumed from a checkpoint first inherits, in the same transaction as its first
   report, the metrics and intermediate values its predecessor stored for the steps before it,
   so the trial's curve reads as one run.
@@ -35,6 +41,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -121,6 +128,13 @@ class TrialReporter:
             if prune:
                 raise TrialPruned(f"pruned at step {step}")
 
+    def put_system_attrs(self, system_attrs: Mapping[str, Any]) -> None:
+        """The running trial's whole Optuna system-attribute record, as stored, for the next
+        batch to write (see the module's docstring)."""
+        if self._writer is None:
+            self._writer = self._new_writer()
+        self._writer.put_system_attrs(system_attrs)
+
     def flush(self) -> None:
         """Wait until every report so far is stored (called before each checkpoint's write)."""
         if self._writer is not None:
@@ -145,10 +159,11 @@ class _Batch:
     copy_before: int | None = None
     intermediate_values: dict[int, float] | None = None
     params: Mapping[str, tuple[float, BaseDistribution]] | None = None
+    system_attrs: Mapping[str, Any] | None = None
 
     @property
     def empty(self) -> bool:
-        return not self.steps and not self.params
+        return not self.steps and not self.params and self.system_attrs is None
 
 
 class UnwrittenReports:
@@ -229,6 +244,14 @@ class ReportWriter:
                 batch.copy_before = copy_before
             if intermediate_values is not None:
                 batch.intermediate_values = intermediate_values
+            self._queued += 1
+            self._cond.notify_all()
+
+    def put_system_attrs(self, system_attrs: Mapping[str, Any]) -> None:
+        """The trial's whole system-attribute record, replacing any not yet written."""
+        with self._cond:
+            self._raise_failure()
+            self._batch.system_attrs = dict(system_attrs)
             self._queued += 1
             self._cond.notify_all()
 
@@ -327,6 +350,7 @@ class ReportWriter:
         repo.record_reports(
             session, self.trial_id, batch.steps, utcnow(),
             replace=batch.replace, intermediate_values=batch.intermediate_values,
+            system_attrs=batch.system_attrs,
         )
 
 

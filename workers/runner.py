@@ -62,6 +62,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from tuneboard.artifacts import ArtifactStore, LocalStore, join_url, open_store
+from tuneboard.client.optuna import encode
 from tuneboard.config import Settings, get_settings
 from tuneboard.db import describe_db_error, session_scope, utcnow
 from tuneboard.db.models import Study, Trial
@@ -88,6 +89,10 @@ log = logging.getLogger(__name__)
 TIMED_OUT = "budget.timeout_s reached before this trial started"
 
 
+# Takes a running trial's whole system-attribute record, as stored, to write it.
+SystemAttrsSink = Callable[[Mapping[str, Any]], None]
+
+
 class _WorkerStorage(SqlStorage):
     """``SqlStorage`` as a worker uses it, without four of its round trips per trial:
 
@@ -106,14 +111,16 @@ class _WorkerStorage(SqlStorage):
       and dispatches the next (Optuna's tell would read the trial and write it, two more);
     - inside :meth:`running`, the running trial's system attributes are answered from the
       worker's copy: the pruner reads them at every report (Optuna's lazy ``system_attrs``),
-      and while the trial runs only this worker writes them, through this storage.
+      and while the trial runs only this worker writes them, through this storage. What the
+      pruner writes (a Hyperband rung per rung reached) goes to the reporter, to be written
+      with its next batch of reports, instead of a transaction of its own.
     """
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._claimed: dict[str, int] = {}
         self._held = threading.local()
-        self._running: dict[int, optuna.trial.FrozenTrial] = {}
+        self._running: dict[int, tuple[optuna.trial.FrozenTrial, SystemAttrsSink]] = {}
         self._deferred: dict[int, dict[str, tuple[float, BaseDistribution]]] = {}
 
     def remember_study(self, optuna_name: str, study_id: int) -> None:
@@ -158,24 +165,29 @@ class _WorkerStorage(SqlStorage):
             self._held.outcome = None
 
     @contextmanager
-    def running(self, trial: optuna.trial.FrozenTrial) -> Iterator[None]:
-        self._running[trial._trial_id] = trial
+    def running(self, trial: optuna.trial.FrozenTrial, write: SystemAttrsSink) -> Iterator[None]:
+        """Within the block, ``trial``'s system attributes are read from this copy, and a change
+        of them updates it and hands the whole record, as stored, to ``write``."""
+        self._running[trial._trial_id] = (trial, write)
         try:
             yield
         finally:
             self._running.pop(trial._trial_id, None)
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
-        trial = self._running.get(trial_id)
-        if trial is None:
+        running = self._running.get(trial_id)
+        if running is None:
             return super().get_trial_system_attrs(trial_id)
-        return dict(trial.system_attrs)
+        return dict(running[0].system_attrs)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        super().set_trial_system_attr(trial_id, key, value)
-        trial = self._running.get(trial_id)
-        if trial is not None:
-            trial.system_attrs[key] = value
+        running = self._running.get(trial_id)
+        if running is None:
+            super().set_trial_system_attr(trial_id, key, value)
+            return
+        trial, write = running
+        trial.system_attrs[key] = value
+        write({name: encode(item) for name, item in trial.system_attrs.items()})
 
     def _holding(self, trial_id: int) -> _HeldOutcome | None:
         held: _HeldOutcome | None = getattr(self._held, "outcome", None)
@@ -502,7 +514,8 @@ def _run_claimed(
         objective = _objective(spec.objective.builtin, spec.objective.entrypoint)
         _seed_everything(claim.seed)
         try:
-            with spans("objective"), storage.running(trial._cached_frozen_trial):
+            with (spans("objective"),
+                  storage.running(trial._cached_frozen_trial, reporter.put_system_attrs)):
                 result = objective(ctx)
         finally:
             spans.update({f"objective.{name}": 1000 * s for name, s in ctx.spans.items()})

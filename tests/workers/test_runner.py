@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import optuna
+import pytest
 from sqlalchemy import select
 
 from tests.workers.conftest import Stack, Studies, steps_spec, wait_until
@@ -129,6 +130,34 @@ def test_the_pruner_stops_a_trial_and_its_value_is_the_last_report(
     trial = studies.trials(sid)[0]
     assert trial.state == TrialState.PRUNED and trial.epochs_run == 1
     assert trial.value == (trial.params["x"] - 2.0) ** 2 + 1.0
+
+
+def test_the_pruners_rungs_are_stored_with_the_reports_not_in_writes_of_their_own(
+    local: Stack, studies: Studies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = steps_spec(n_trials=3, steps=9)
+    spec["pruner"] = {"type": "hyperband", "min_resource": 1, "max_resource": 9,
+                      "reduction_factor": 3}
+    sid = studies.create(spec)
+    written: list[str] = []
+    write = SqlStorage.set_trial_system_attr
+
+    def spy(storage: SqlStorage, trial_id: int, key: str, value: Any) -> None:
+        written.append(key)
+        write(storage, trial_id, key, value)
+
+    monkeypatch.setattr(SqlStorage, "set_trial_system_attr", spy)
+    outcomes = run_waiting(studies, sid)
+    errors = [t.error for t in studies.trials(sid)]
+    assert set(outcomes) <= {TrialState.COMPLETE, TrialState.PRUNED} and len(outcomes) == 3, errors
+    assert written == []  # no transaction of their own
+    storage = SqlStorage(local.db_url)
+    for trial in studies.trials(sid):
+        frozen = storage.get_trial(trial.id)
+        rungs = {k: v for k, v in frozen.system_attrs.items() if k.startswith("completed_rung_")}
+        # Every bracket's first rung comes by step 9; a rung records the value at its step.
+        assert rungs, frozen.system_attrs
+        assert set(rungs.values()) <= set(frozen.intermediate_values.values())
 
 
 def test_the_parameters_are_stored_while_the_trial_runs_before_its_first_report(

@@ -231,12 +231,21 @@ _CLAIM = (
             heartbeat_at=bindparam("now"), datetime_start=bindparam("start"))
 )
 _CLAIM_WITH_PATH = _CLAIM.values(checkpoint_path=bindparam("checkpoint_path"))
-_REPORTED = (
+_HEARD_FROM = (
     update(TRIALS)
     .where(TRIALS.c.id == bindparam("trial_id"), TRIALS.c.state == TrialState.RUNNING)
-    .values(epochs_run=bindparam("epochs_run"), heartbeat_at=bindparam("now"))
+    .values(heartbeat_at=bindparam("now"))
 )
-_REPORTED_WITH_VALUES = _REPORTED.values(intermediate_values=bindparam("intermediate_values"))
+# The running trial's row after a batch of reports, by what the batch carries: steps (the
+# epochs run), the Optuna intermediate values, the Optuna system attributes.
+_REPORTED = {
+    (steps, values, attrs): _HEARD_FROM.values(
+        {name: bindparam(name) for name, wanted in (("epochs_run", steps),
+                                                    ("intermediate_values", values),
+                                                    ("system_attrs", attrs)) if wanted}
+    )
+    for steps in (False, True) for values in (False, True) for attrs in (False, True)
+}
 _INSERT_METRICS = insert(TRIAL_METRICS)
 
 
@@ -409,15 +418,18 @@ def record_reports(
     *,
     replace: Collection[int] = (),
     intermediate_values: Mapping[int, float] | None = None,
+    system_attrs: Mapping[str, Any] | None = None,
 ) -> None:
     """Steps' metrics, the epochs run and a heartbeat, in three statements whatever the number
     of steps. Steps in ``replace`` overwrite those stored (a step reported again, or a resumed
     retry repeating the epoch its predecessor reported but did not save).
 
-    ``intermediate_values``, when given, is the running trial's whole Optuna intermediate-value
-    record (its only writer is the worker running it), non-finite floats as strings.
+    ``intermediate_values`` and ``system_attrs``, when given, are the running trial's whole
+    Optuna record of each (its only writer is the worker running it), as stored: non-finite
+    floats as strings. They go in the same update of the trial's row; with no steps, that
+    update is the only statement.
     """
-    if not steps:
+    if not steps and system_attrs is None:
         return
     if replace:
         session.execute(
@@ -431,14 +443,17 @@ def record_reports(
     ]
     if rows:
         session.execute(_INSERT_METRICS, rows)
-    values: dict[str, Any] = {"trial_id": trial_id, "epochs_run": max(steps), "now": now}
-    if intermediate_values is None:
-        session.execute(_REPORTED, values)
-        return
-    values["intermediate_values"] = {
-        str(s): v if math.isfinite(v) else str(v) for s, v in intermediate_values.items()
-    }
-    session.execute(_REPORTED_WITH_VALUES, values)
+    values: dict[str, Any] = {"trial_id": trial_id, "now": now}
+    if steps:
+        values["epochs_run"] = max(steps)
+    if intermediate_values is not None:
+        values["intermediate_values"] = {
+            str(s): v if math.isfinite(v) else str(v) for s, v in intermediate_values.items()
+        }
+    if system_attrs is not None:
+        values["system_attrs"] = dict(system_attrs)
+    statement = _REPORTED[bool(steps), intermediate_values is not None, system_attrs is not None]
+    session.execute(statement, values)
 
 
 def copy_metrics(session: Session, from_trial_id: int, to_trial_id: int, before_step: int) -> int:
