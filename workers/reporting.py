@@ -9,7 +9,8 @@ What it keeps:
 - Every report is stored before the trial is told finished, or with it: the runner ends the
   reporter first (:meth:`TrialReporter.hand_over`), and what the writer had not started writing
   by then is handed over, for the runner to write in the transaction that records the trial's
-  outcome (a short trial's only batch then costs no transaction of its own). A failure to store
+  outcome (a short trial's only batch then costs no transaction of its own, and its update of
+  the trial's row, parameters included, is the outcome's update). A failure to store
   a report is raised at the next report, flush or hand-over, so the trial fails instead of
   finishing with steps missing.
 - ``ctx.flush_reports()`` returns once every report so far is committed: the checkpoint store
@@ -175,12 +176,16 @@ class UnwrittenReports:
         self._batch = batch
         self._tries = 0
 
-    def write(self, session: Session) -> None:
+    def write(self, session: Session, *, row: bool = False) -> dict[str, Any]:
+        """Their statements, but (unless ``row``) for the update of the running trial's row:
+        its columns are returned (the epochs run, the heartbeat, Optuna's records, the first
+        parameters), for the caller to set in the update that records the trial's outcome,
+        which holds only while the trial runs, as this update would have."""
         self._tries += 1
         batch = self._batch
         if self._tries > 1:
             batch = dataclasses.replace(batch, replace=set(batch.steps))
-        self._writer.write_in(session, batch)
+        return self._writer.write_in(session, batch, row=row)
 
 
 class ReportWriter:
@@ -340,18 +345,33 @@ class ReportWriter:
             assert self.stop is not None
             self.stop.observe(progress)  # seen in a committed transaction
 
-    def write_in(self, session: Session, batch: _Batch) -> None:
-        """The batch's statements, in the caller's transaction."""
+    def write_in(self, session: Session, batch: _Batch, *, row: bool = True) -> dict[str, Any]:
+        """The batch's statements, in the caller's transaction. ``row`` False: all but the
+        update of the trial's row, whose columns are returned instead."""
+        columns: dict[str, Any] = {}
         if batch.params:
             assert self.storage is not None
-            self.storage.set_trial_params_in(session.connection(), self.trial_id, batch.params)
+            conn = session.connection()
+            first = None if row else self.storage.first_params_columns(conn, self.trial_id,
+                                                                        batch.params)
+            if first is None:
+                self.storage.set_trial_params_in(conn, self.trial_id, batch.params)
+            else:
+                columns.update(first)
         if batch.copy_before is not None and self.retried_trial_id is not None:
             repo.copy_metrics(session, self.retried_trial_id, self.trial_id, batch.copy_before)
-        repo.record_reports(
-            session, self.trial_id, batch.steps, utcnow(),
-            replace=batch.replace, intermediate_values=batch.intermediate_values,
-            system_attrs=batch.system_attrs,
-        )
+        if row:
+            repo.record_reports(
+                session, self.trial_id, batch.steps, utcnow(),
+                replace=batch.replace, intermediate_values=batch.intermediate_values,
+                system_attrs=batch.system_attrs,
+            )
+            return columns
+        repo.record_metrics(session, self.trial_id, batch.steps, replace=batch.replace)
+        reported = repo.reported_columns(batch.steps, utcnow(),
+                                         intermediate_values=batch.intermediate_values,
+                                         system_attrs=batch.system_attrs)
+        return {**columns, **(reported or {})}
 
 
 def _remember_intermediate(trial: optuna.trial.Trial, step: int, value: float) -> None:

@@ -660,11 +660,13 @@ def _finish(
         # The study row before any trial row, the one lock order of every writer: the outcome
         # and the verdict write the trial, a stability re-run and the dispatch lock the study.
         study = repo.lock_study(session, claim.study_id)
-        if outcome.reports is not None:
-            outcome.reports.write(session)
+        # The last reports' update of the trial's row goes in the outcome's.
+        columns = (outcome.reports.write(session, row=not outcome.unwritten)
+                   if outcome.reports is not None else {})
         if outcome.unwritten:
             repo.finish_trial(session, claim.trial_id, outcome.state, outcome.values, utcnow(),
-                              system_attrs=outcome.system_attrs, error=outcome.error)
+                              system_attrs=outcome.system_attrs, error=outcome.error,
+                              columns=columns)
         if claim.judged:
             trial = repo.get_trial_by_id(session, claim.trial_id)
             if trial is not None and trial.state.is_finished():

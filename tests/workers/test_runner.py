@@ -8,11 +8,12 @@ from typing import Any
 
 import optuna
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.workers.conftest import Stack, Studies, steps_spec, wait_until
 from tuneboard.config import get_settings
 from tuneboard.db import session_scope
+from tuneboard.db.engine import get_engine
 from tuneboard.db.models import Trial
 from tuneboard.optimization.storage import SqlStorage
 from tuneboard.queue import celery_client
@@ -20,7 +21,7 @@ from tuneboard.spec import StudyState, TrialState
 from tuneboard.standards import StandardDocument
 from tuneboard.standards import service as standards
 from tuneboard.studies import service, verdicts
-from workers import runner
+from workers import reporting, runner
 from workers.broker import ready_messages
 
 
@@ -158,6 +159,36 @@ def test_the_pruners_rungs_are_stored_with_the_reports_not_in_writes_of_their_ow
         # Every bracket's first rung comes by step 9; a rung records the value at its step.
         assert rungs, frozen.system_attrs
         assert set(rungs.values()) <= set(frozen.intermediate_values.values())
+
+
+def test_a_short_trials_parameters_reports_and_outcome_are_one_update_of_its_row(
+    local: Stack, studies: Studies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial whose reports are all handed over at its end (no checkpoint flushed them, the
+    writer had not started) sets its parameters, epochs, intermediate values and outcome in
+    one update of its row, besides the claim's."""
+    monkeypatch.setattr(reporting, "LINGER_S", 30.0)  # the writer waits for the hand-over
+    sid = studies.create(steps_spec(n_trials=2, steps=3, checkpoint=False))
+    (first,) = studies.trials(sid)
+    assert run(first.id) == TrialState.COMPLETE  # the study's distributions are known after it
+    (second,) = (t for t in studies.trials(sid) if t.state == TrialState.WAITING)
+    sent: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(" ".join(statement.split()[:2]))
+
+    engine = get_engine(local.db_url)
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        assert run(second.id) == TrialState.COMPLETE
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert sent.count("UPDATE trials") == 2, sent  # the claim's and the outcome's
+    frozen = SqlStorage(local.db_url).get_trial(second.id)
+    assert frozen.state == optuna.trial.TrialState.COMPLETE and list(frozen.params) == ["x"]
+    assert sorted(frozen.intermediate_values) == [1, 2, 3]
+    (row,) = (t for t in studies.trials(sid) if t.id == second.id)
+    assert row.epochs_run == 3 and sorted(studies.metrics(second.id)) == [1, 2, 3]
 
 
 def test_the_parameters_are_stored_while_the_trial_runs_before_its_first_report(

@@ -671,29 +671,51 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             return
         self._set_params_in(conn, trial_id, params)
 
+    def first_params_columns(
+        self, conn: sa.Connection, trial_id: int,
+        params: Mapping[str, tuple[float, BaseDistribution]],
+    ) -> dict[str, Any] | None:
+        """The ``params`` and ``distributions`` columns that give a remembered trial (see
+        ``remember_trial``) its first parameters, each checked as ``set_trial_params`` checks
+        it, for the caller to set in an update of its own that holds only while the trial runs
+        (the worker's update that records the trial's outcome). None: the trial was not
+        remembered, and ``set_trial_params_in`` writes them."""
+        study_id = self._unset.pop(trial_id, None)
+        if study_id is None:
+            return None
+        columns = self._checked_first_params(conn, study_id, params)
+        self._learn_distributions(study_id, params)
+        return columns
+
     def _set_first_params_in(
         self, conn: sa.Connection, study_id: int, trial_id: int,
         params: Mapping[str, tuple[float, BaseDistribution]],
     ) -> bool:
         """The first parameters of a claimed trial that has none (see ``remember_trial``), in one
         update while it runs; False if it no longer runs (the full write then says why)."""
-        for name, (_, distribution) in params.items():
-            previous = self._known_distribution(conn, study_id, name)
-            if previous is not None:
-                check_distribution_compatibility(previous, distribution)
         written = conn.execute(
             sa.update(_TRIALS)
             .where(_TRIALS.c.id == trial_id, _TRIALS.c.state == _DB_STATE[TrialState.RUNNING])
-            .values(
-                params={name: encode_float(value) for name, (value, _) in params.items()},
-                distributions={name: distribution_to_json(distribution)
-                               for name, (_, distribution) in params.items()},
-            )
+            .values(self._checked_first_params(conn, study_id, params))
         ).rowcount
         if written != 1:
             return False
         self._learn_distributions(study_id, params)
         return True
+
+    def _checked_first_params(
+        self, conn: sa.Connection, study_id: int,
+        params: Mapping[str, tuple[float, BaseDistribution]],
+    ) -> dict[str, Any]:
+        for name, (_, distribution) in params.items():
+            previous = self._known_distribution(conn, study_id, name)
+            if previous is not None:
+                check_distribution_compatibility(previous, distribution)
+        return {
+            "params": {name: encode_float(value) for name, (value, _) in params.items()},
+            "distributions": {name: distribution_to_json(distribution)
+                              for name, (_, distribution) in params.items()},
+        }
 
     def _set_params_in(
         self, conn: sa.Connection, trial_id: int,

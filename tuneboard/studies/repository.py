@@ -234,17 +234,18 @@ _CLAIM_WITH_PATH = _CLAIM.values(checkpoint_path=bindparam("checkpoint_path"))
 _HEARD_FROM = (
     update(TRIALS)
     .where(TRIALS.c.id == bindparam("trial_id"), TRIALS.c.state == TrialState.RUNNING)
-    .values(heartbeat_at=bindparam("now"))
+    .values(heartbeat_at=bindparam("heartbeat_at"))
 )
-# The running trial's row after a batch of reports, by what the batch carries: steps (the
-# epochs run), the Optuna intermediate values, the Optuna system attributes.
+# The running trial's row after a batch of reports, by the columns the batch sets besides the
+# heartbeat (``reported_columns``): the epochs run, Optuna's intermediate values and system
+# attributes.
 _REPORTED = {
-    (steps, values, attrs): _HEARD_FROM.values(
-        {name: bindparam(name) for name, wanted in (("epochs_run", steps),
-                                                    ("intermediate_values", values),
-                                                    ("system_attrs", attrs)) if wanted}
+    columns: _HEARD_FROM.values({name: bindparam(name) for name in columns})
+    for columns in (
+        tuple(name for name, wanted in (("epochs_run", steps), ("intermediate_values", values),
+                                        ("system_attrs", attrs)) if wanted)
+        for steps in (False, True) for values in (False, True) for attrs in (False, True)
     )
-    for steps in (False, True) for values in (False, True) for attrs in (False, True)
 }
 _INSERT_METRICS = insert(TRIAL_METRICS)
 
@@ -421,16 +422,28 @@ def record_reports(
     system_attrs: Mapping[str, Any] | None = None,
 ) -> None:
     """Steps' metrics, the epochs run and a heartbeat, in three statements whatever the number
-    of steps. Steps in ``replace`` overwrite those stored (a step reported again, or a resumed
-    retry repeating the epoch its predecessor reported but did not save).
-
-    ``intermediate_values`` and ``system_attrs``, when given, are the running trial's whole
-    Optuna record of each (its only writer is the worker running it), as stored: non-finite
-    floats as strings. They go in the same update of the trial's row; with no steps, that
-    update is the only statement.
-    """
-    if not steps and system_attrs is None:
+    of steps (:func:`record_metrics`, then one update of the trial's row with
+    :func:`reported_columns`)."""
+    columns = reported_columns(steps, now, intermediate_values=intermediate_values,
+                               system_attrs=system_attrs)
+    if columns is None:
         return
+    record_metrics(session, trial_id, steps, replace=replace)
+    heartbeat = ("heartbeat_at",)
+    statement = _REPORTED[tuple(name for name in columns if name not in heartbeat)]
+    session.execute(statement, {"trial_id": trial_id, **columns})
+
+
+def record_metrics(
+    session: Session,
+    trial_id: int,
+    steps: Mapping[int, Mapping[str, float]],
+    *,
+    replace: Collection[int] = (),
+) -> None:
+    """Steps' metrics: one insert, after a delete of those in ``replace``, which overwrite what
+    was stored for them (a step reported again, or a resumed retry repeating the epoch its
+    predecessor reported but did not save)."""
     if replace:
         session.execute(
             delete(TrialMetric).where(TrialMetric.trial_id == trial_id,
@@ -443,17 +456,31 @@ def record_reports(
     ]
     if rows:
         session.execute(_INSERT_METRICS, rows)
-    values: dict[str, Any] = {"trial_id": trial_id, "now": now}
+
+
+def reported_columns(
+    steps: Mapping[int, Mapping[str, float]],
+    now: datetime,
+    *,
+    intermediate_values: Mapping[int, float] | None = None,
+    system_attrs: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The running trial's columns after a batch of reports (None: the batch sets nothing): the
+    heartbeat, the epochs run, and, when given, the trial's whole Optuna record of intermediate
+    values and of system attributes (its only writer is the worker running it), as stored:
+    non-finite floats as strings. Ordered as ``_REPORTED``'s keys name them."""
+    if not steps and system_attrs is None:
+        return None
+    columns: dict[str, Any] = {"heartbeat_at": now}
     if steps:
-        values["epochs_run"] = max(steps)
+        columns["epochs_run"] = max(steps)
     if intermediate_values is not None:
-        values["intermediate_values"] = {
+        columns["intermediate_values"] = {
             str(s): v if math.isfinite(v) else str(v) for s, v in intermediate_values.items()
         }
     if system_attrs is not None:
-        values["system_attrs"] = dict(system_attrs)
-    statement = _REPORTED[bool(steps), intermediate_values is not None, system_attrs is not None]
-    session.execute(statement, values)
+        columns["system_attrs"] = dict(system_attrs)
+    return columns
 
 
 def copy_metrics(session: Session, from_trial_id: int, to_trial_id: int, before_step: int) -> int:
@@ -489,20 +516,27 @@ def finish_trial(
     *,
     system_attrs: Mapping[str, Any] | None = None,
     error: str | None = None,
+    columns: Mapping[str, Any] | None = None,
 ) -> bool:
     """RUNNING -> ``state`` with Optuna's ``values`` (the first as the sortable ``value``, NULL
     for NaN; non-finite floats as strings), ``system_attrs`` added and a failure's ``error``: a
     worker's tell, written in its caller's transaction. A trial no longer RUNNING (the reaper
-    failed it) keeps its outcome, and False says so."""
-    changes: dict[str, Any] = {"state": state, "datetime_complete": now, "value": None,
-                               "values": null()}
+    failed it) keeps its outcome, and False says so.
+
+    ``columns``: more of the running trial's columns to set in the same update, such as what its
+    last reports set (:func:`reported_columns`) and its first parameters. Their
+    ``system_attrs``, when there, is the trial's whole record, and ``system_attrs`` is added to
+    it without reading the row."""
+    changes: dict[str, Any] = {**(columns or {}), "state": state, "datetime_complete": now,
+                               "value": None, "values": null()}
     if error is not None:
         changes["error"] = error
     if values is not None:
         changes["values"] = [v if math.isfinite(v) else str(v) for v in values]
         changes["value"] = values[0] if values and not math.isnan(values[0]) else None
     if system_attrs:
-        current = session.scalar(select(Trial.system_attrs).where(Trial.id == trial_id))
+        current = (changes["system_attrs"] if "system_attrs" in changes else
+                   session.scalar(select(Trial.system_attrs).where(Trial.id == trial_id)))
         changes["system_attrs"] = {**(current or {}), **system_attrs}
     result = session.execute(  # on the table, not the mapped class: see ``_CLAIM``
         update(TRIALS)

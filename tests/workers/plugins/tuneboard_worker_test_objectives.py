@@ -5,7 +5,7 @@
 step to ``latest.pt`` in ``ctx.checkpoint_store()`` (JSON: what matters is the key) and
 resuming from ``ctx.resume_from``. Each step also reports ``resumed_at`` (the step this run
 started from) and ``seed``. ``fail_at`` raises at that step, ``exit_at`` kills the process
-there, ``nan: true`` returns NaN.
+there, ``nan: true`` returns NaN, ``checkpoint: false`` saves no checkpoint.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def steps(ctx: Any) -> dict[str, float]:
             os._exit(3)
         loss = (x - 2.0) ** 2 + 1.0 / step
         ctx.report(step, loss=loss, resumed_at=float(first), seed=float(ctx.seed))
-        ctx.checkpoint_store().save("latest.pt", json.dumps({"step": step}).encode())
+        if p.get("checkpoint", True):
+            ctx.checkpoint_store().save("latest.pt", json.dumps({"step": step}).encode())
         if ctx.should_stop():
             break
     if p.get("nan"):
