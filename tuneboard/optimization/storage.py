@@ -226,11 +226,25 @@ class _StudyCache:
     # When the trials were last read (time.monotonic), and the unfinished ones then.
     read_at: float = -math.inf
     unfinished: list[FrozenTrial] = field(default_factory=list)
+    # ``finished`` in some states only, by the set of states, until ``finished`` changes: a
+    # pruner asks for the complete trials at every report.
+    by_states: dict[frozenset[TrialState], list[FrozenTrial]] = field(default_factory=dict)
+
+    def finished_in(self, states: frozenset[TrialState] | None) -> list[FrozenTrial]:
+        """The finished trials (None: in any state), sorted by number; the caller's copy."""
+        if states is None:
+            return list(self.finished)
+        found = self.by_states.get(states)
+        if found is None:
+            found = self.by_states[states] = [t for t in self.finished if t.state in states]
+        return list(found)
 
     def take(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
         """Keep the finished ones of trials just read; returns the unfinished ones."""
         finished = [t for t in trials if t.state.is_finished()]
         unfinished = [t for t in trials if not t.state.is_finished()]
+        if finished:
+            self.by_states.clear()
         if len(finished) > 64:
             self.finished.extend(finished)
             self.finished.sort(key=_NUMBER)
@@ -912,24 +926,26 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
         deepcopy: bool = True,
         states: Container[TrialState] | None = None,
     ) -> list[FrozenTrial]:
-        trials, unfinished = self._read_trials(study_id)
+        finished_states = None if states is None else frozenset(
+            s for s in _OPTUNA_STATE.values() if s.is_finished() and s in states
+        )
+        trials, unfinished = self._read_trials(study_id, finished_states)
         if states is not None:
             unfinished = [t for t in unfinished if t.state in states]
-            if any(s in states for s in _OPTUNA_STATE.values() if s.is_finished()):
-                trials = [t for t in trials if t.state in states]
-            else:
-                trials = []
         for trial in unfinished:
             bisect.insort(trials, trial, key=_NUMBER)
         return copy.deepcopy(trials) if deepcopy else trials
 
-    def _read_trials(self, study_id: int) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
-        """A copy of the study's finished trials (sorted by number) and its unfinished ones,
-        reading only the trials this process has not seen finished."""
+    def _read_trials(
+        self, study_id: int, finished_states: frozenset[TrialState] | None = None
+    ) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        """A copy of the study's finished trials (sorted by number; only those in
+        ``finished_states`` when given) and its unfinished ones, reading only the trials this
+        process has not seen finished."""
         study = self._cache.study(study_id)
         with study.lock:
             if time.monotonic() - study.read_at < getattr(self._max_age, "s", 0.0):
-                return list(study.finished), list(study.unfinished)
+                return study.finished_in(finished_states), list(study.unfinished)
             with self._reader.connect() as conn:
                 rows = conn.execute(self._changed_trials_query(study_id, study)).all()
             if not rows:
@@ -938,7 +954,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
             if study.created_at not in (None, rows[0][-1]):
                 # The id was reused, so the database was recreated: nothing cached is valid.
                 self._cache.clear()
-                return self._read_trials(study_id)
+                return self._read_trials(study_id, finished_states)
             study.created_at = rows[0][-1]
 
             trial_rows = [row for row in rows if row[0] is not None]
@@ -948,7 +964,7 @@ class SqlStorage(BaseStorage, BaseHeartbeat):
                 self._cache.finished_trials.update(
                     (t._trial_id, t) for t in trials if t.state.is_finished()
                 )
-            return list(study.finished), unfinished
+            return study.finished_in(finished_states), unfinished
 
     @staticmethod
     def _changed_trials_query(study_id: int, study: _StudyCache) -> sa.Select[Any]:

@@ -115,6 +115,32 @@ def test_finished_trials_are_read_once_then_served_from_the_cache(db_url: str) -
     assert reads.rows <= 3  # a count and the best trial's id: no study-wide read
 
 
+def test_trials_in_some_states_are_served_from_the_cache_until_one_more_finishes(
+    db_url: str,
+) -> None:
+    storage = SqlStorage(db_url)
+    study_id = storage.create_new_study([StudyDirection.MINIMIZE])
+    storage.add_trials(study_id, completed(3))
+    running = storage.create_new_trial(study_id)
+    pruned = storage.create_new_trial(study_id)
+    storage.set_trial_state_values(pruned, TrialState.PRUNED)
+    complete = (TrialState.COMPLETE,)
+
+    def numbers(states: tuple[TrialState, ...]) -> list[int]:
+        return [t.number for t in storage.get_all_trials(study_id, deepcopy=False, states=states)]
+
+    assert numbers(complete) == [0, 1, 2]
+    storage.get_all_trials(study_id, deepcopy=False, states=complete).clear()  # the caller's
+    assert numbers(complete) == [0, 1, 2]
+    assert numbers((TrialState.PRUNED, TrialState.RUNNING)) == [3, 4]
+    assert numbers((TrialState.RUNNING,)) == [3]
+    assert numbers((TrialState.FAIL,)) == []
+
+    storage.set_trial_state_values(running, TrialState.COMPLETE, [1.0])
+    assert numbers(complete) == [0, 1, 2, 3]
+    assert numbers((TrialState.PRUNED, TrialState.RUNNING)) == [4]
+
+
 def test_other_writers_changes_are_seen(db_url: str) -> None:
     storage = SqlStorage(db_url)
     study_id = storage.create_new_study([StudyDirection.MINIMIZE])
