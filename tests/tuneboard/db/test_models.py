@@ -35,6 +35,24 @@ def test_spec_model_is_the_validated_spec_kept_per_row(db_url: str) -> None:
         assert type(study.directions[0]) is Direction and study.maximizes
 
 
+def test_the_validated_spec_is_kept_across_reads_of_the_row_by_its_document(
+    db_url: str,
+) -> None:
+    spec = StudySpec.model_validate(EXAMPLE_SPEC).model_dump(mode="json")
+    with session_scope(db_url) as session:
+        session.add(_study(directions=["maximize"], spec=spec))
+    with session_scope(db_url) as session:
+        first = session.scalars(select(Study)).one().spec_model
+    with session_scope(db_url) as session:
+        study = session.scalars(select(Study)).one()
+        assert study.spec_model is first  # another read of the row: not validated again
+        study.spec = {**spec, "budget": {"n_trials": 3}}
+        changed = study.spec_model
+    assert changed is not first and changed is not None and changed.budget.n_trials == 3
+    with session_scope(db_url) as session:
+        assert session.scalars(select(Study)).one().spec_model is changed  # as committed
+
+
 def test_a_study_without_spec_has_no_spec_model(db_url: str) -> None:
     with session_scope(db_url) as session:
         session.add(_study(directions=["minimize", "maximize"]))
