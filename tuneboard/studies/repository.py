@@ -429,8 +429,7 @@ def record_reports(
     if columns is None:
         return
     record_metrics(session, trial_id, steps, replace=replace)
-    heartbeat = ("heartbeat_at",)
-    statement = _REPORTED[tuple(name for name in columns if name not in heartbeat)]
+    statement = _REPORTED[tuple(name for name in columns if name != "heartbeat_at")]
     session.execute(statement, {"trial_id": trial_id, **columns})
 
 
