@@ -44,11 +44,20 @@ def test_a_killed_trial_resumes_from_its_s3_checkpoint_on_another_host(
         hosts["host-a"].wait_ready(*workers.values(), hosts["host-a"].start_reaper())
         sid = studies.create(steps_spec(n_trials=1, queue="s3", steps=10, sleep_s=0.4))
         running = wait_until(
-            lambda: next((t for t in studies.trials(sid)
-                          if t.state == "running" and t.epochs_run >= 3), None),
-            timeout=60, message="the trial to run three steps",
+            lambda: next((t for t in studies.trials(sid) if t.state == "running"), None),
+            timeout=60, message="the trial to start",
         )
         assert running.checkpoint_path == f"{artifact_url}/{sid}/{running.number}"
+        # A checkpoint is written after its step's reports commit, so the bucket is what says
+        # how far a retry can resume from.
+        key = f"checkpoints/{sid}/{running.number}/latest.pt"
+
+        def saved_step() -> int | None:
+            stored = s3_bucket.keys()
+            step = json.loads(s3_bucket.get(key))["step"] if key in stored else 0
+            return step if step >= 3 else None
+
+        wait_until(saved_step, timeout=60, message="the trial's checkpoint of step 3")
         victim = (running.worker or "").split("@")[0]
         workers[victim].kill(signal.SIGKILL)
 
@@ -62,7 +71,6 @@ def test_a_killed_trial_resumes_from_its_s3_checkpoint_on_another_host(
         resumed_at = metrics[10]["resumed_at"]
         assert resumed_at is not None and resumed_at >= 4, "the retry started over"
 
-        key = f"checkpoints/{sid}/{lost.number}/latest.pt"
         assert s3_bucket.keys() == [key]
         assert json.loads(s3_bucket.get(key)) == {"step": 10}
         # Neither host kept a checkpoint file of its own: the victim's is in the bucket only.

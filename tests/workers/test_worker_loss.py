@@ -4,8 +4,10 @@ Celery processes."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.workers.conftest import Stack, Studies, steps_spec, wait_until
 
@@ -18,10 +20,21 @@ def test_a_killed_worker_s_trial_is_retried_and_resumes_from_its_checkpoint(
     own_stack.wait_ready(*workers.values(), own_stack.start_reaper())
     sid = studies.create(steps_spec(n_trials=1, queue="kill", steps=12, sleep_s=0.4))
     running = wait_until(
-        lambda: next((t for t in studies.trials(sid)
-                      if t.state == "running" and t.epochs_run >= 3), None),
-        timeout=60, message="the trial to run three steps",
+        lambda: next((t for t in studies.trials(sid) if t.state == "running"), None),
+        timeout=60, message="the trial to start",
     )
+    # A checkpoint is written after its step's reports commit, so the file is what says how
+    # far a retry can resume from.
+    checkpoint = Path(running.checkpoint_path or "") / "latest.pt"
+
+    def saved_step() -> int | None:
+        try:
+            step = int(json.loads(checkpoint.read_text())["step"])
+        except (OSError, ValueError):  # not written yet, or being replaced
+            return None
+        return step if step >= 3 else None
+
+    wait_until(saved_step, timeout=60, message="the trial's checkpoint of step 3")
     victim = (running.worker or "").split("@")[0]
     workers[victim].kill(signal.SIGKILL)
 
