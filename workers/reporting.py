@@ -176,16 +176,16 @@ class UnwrittenReports:
         self._batch = batch
         self._tries = 0
 
-    def write(self, session: Session, *, row: bool = False) -> dict[str, Any]:
-        """Their statements, but (unless ``row``) for the update of the running trial's row:
-        its columns are returned (the epochs run, the heartbeat, Optuna's records, the first
-        parameters), for the caller to set in the update that records the trial's outcome,
-        which holds only while the trial runs, as this update would have."""
+    def write(self, session: Session) -> dict[str, Any]:
+        """Their statements, but for the update of the running trial's row: its columns are
+        returned (the epochs run, the heartbeat, Optuna's records, the first parameters), for
+        the caller to set in the update that records the trial's outcome, which holds only
+        while the trial runs, as this update would have."""
         self._tries += 1
         batch = self._batch
         if self._tries > 1:
             batch = dataclasses.replace(batch, replace=set(batch.steps))
-        return self._writer.write_in(session, batch, row=row)
+        return self._writer.write_in(session, batch, row=False)
 
 
 class ReportWriter:

@@ -424,8 +424,7 @@ def _finish_riding_out(
     # An outcome in hand is kept trying however long the outage: given up, the reaper would
     # record the trial as lost instead of what it did.
     return ride_out(f"the result of trial id {claim.trial_id}",
-                    lambda: _finish(settings, claim, outcome, keep),
-                    limit_s=None if outcome.unwritten else settings.db_outage_s)
+                    lambda: _finish(settings, claim, outcome, keep), limit_s=None)
 
 
 def _reports_lost(outcome: _Outcome, exc: Exception) -> _Outcome:
@@ -469,12 +468,11 @@ class _Spans(dict[str, float]):
 
 @dataclass(frozen=True)
 class _Outcome:
-    """How a trial ended, and, while ``unwritten``, the Optuna outcome (``values`` under
-    ``state``) that :func:`_finish` writes beside the verdict and the dispatch."""
+    """How a trial ended: the Optuna outcome (``values`` under ``state``) that :func:`_finish`
+    writes beside the verdict and the dispatch."""
 
     state: TrialState
     metrics: dict[str, float]
-    unwritten: bool = False
     values: list[float] | None = None
     system_attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None
@@ -580,8 +578,8 @@ def _tell(
     with storage.holding_outcome(frozen) as held:
         study.tell(trial, values, state=state)
     assert held.state is not None
-    return _Outcome(TrialState(held.state.name.lower()), metrics, unwritten=True,
-                    values=held.values, system_attrs=attrs)
+    return _Outcome(TrialState(held.state.name.lower()), metrics, values=held.values,
+                    system_attrs=attrs)
 
 
 def _failed(
@@ -606,7 +604,7 @@ def _failed(
                                                                          **attrs})
         except Exception:
             log.exception("trial id %s: Optuna's tell of its failure failed", claim.trial_id)
-    return _Outcome(TrialState.FAIL, metrics, unwritten=True, system_attrs=attrs, error=error)
+    return _Outcome(TrialState.FAIL, metrics, system_attrs=attrs, error=error)
 
 
 def _final_metrics_attrs(claim: _Claim, metrics: dict[str, float]) -> dict[str, Any]:
@@ -652,21 +650,18 @@ def _context(
 def _finish(
     settings: Settings, claim: _Claim, outcome: _Outcome, keep: bool
 ) -> tuple[list[int], int | None]:
-    """One transaction: the reports handed over, the trial's outcome (unless already written),
-    its verdict against the study's standard, and what the study is owed next
-    (``dispatch.plan``), less the trial kept to run here if ``keep``. A trial the reaper failed
-    meanwhile keeps the reaper's outcome."""
+    """One transaction: the reports handed over, the trial's outcome, its verdict against the
+    study's standard, and what the study is owed next (``dispatch.plan``), less the trial kept
+    to run here if ``keep``. A trial the reaper failed meanwhile keeps the reaper's outcome."""
     with session_scope(settings.database_url) as session:
         # The study row before any trial row, the one lock order of every writer: the outcome
         # and the verdict write the trial, a stability re-run and the dispatch lock the study.
         study = repo.lock_study(session, claim.study_id)
         # The last reports' update of the trial's row goes in the outcome's.
-        columns = (outcome.reports.write(session, row=not outcome.unwritten)
-                   if outcome.reports is not None else {})
-        if outcome.unwritten:
-            repo.finish_trial(session, claim.trial_id, outcome.state, outcome.values, utcnow(),
-                              system_attrs=outcome.system_attrs, error=outcome.error,
-                              columns=columns)
+        columns = outcome.reports.write(session) if outcome.reports is not None else {}
+        repo.finish_trial(session, claim.trial_id, outcome.state, outcome.values, utcnow(),
+                          system_attrs=outcome.system_attrs, error=outcome.error,
+                          columns=columns)
         if claim.judged:
             trial = repo.get_trial_by_id(session, claim.trial_id)
             if trial is not None and trial.state.is_finished():
